@@ -1,0 +1,117 @@
+"""The HTTP triggers' surface: parse the request, run a scan, answer JSON.
+
+An ADF Azure Function activity requires a JSON object in the response, so
+every answer is one, errors included; errors are mapped to status codes here
+and nowhere else, and never carry a stack trace or a secret.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Callable, Mapping
+
+import azure.functions as func
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+from .errors import BackupError, ContainerNotFound, InvalidInput, SettingsError, StorageUnavailable
+from .scan import ScanReport, produce, reconcile
+from .settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+MAX_PARAMETER_CHARS = 2048
+STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
+    (InvalidInput, 400),
+    (ContainerNotFound, 404),
+    (StorageUnavailable, 503),
+    (SettingsError, 500),
+    (BackupError, 500),
+)
+
+
+def json_response(status: int, body: Mapping[str, object]) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def request_parameters(req: func.HttpRequest, names: tuple[str, ...]) -> dict[str, str | None]:
+    """`names` from the query string, else from a JSON object body."""
+    body: dict[str, object] = {}
+    raw = req.get_body()
+    if raw and raw.strip():
+        try:
+            parsed = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InvalidInput("request body must be a JSON object, e.g. {\"container\": \"name\"}") from None
+        if not isinstance(parsed, dict):
+            raise InvalidInput("request body must be a JSON object, e.g. {\"container\": \"name\"}")
+        body = parsed
+    values: dict[str, str | None] = {}
+    for name in names:
+        value = req.params.get(name)
+        if value is None:
+            value = body.get(name)  # type: ignore[assignment]
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(f"{name} must be a string")
+        if value is not None and len(value) > MAX_PARAMETER_CHARS:
+            raise InvalidInput(f"{name} is {len(value)} characters long; at most {MAX_PARAMETER_CHARS} are allowed")
+        values[name] = value or None
+    return values
+
+
+def _error_status(exc: BaseException) -> int:
+    for error_type, status in STATUS_BY_ERROR:
+        if isinstance(exc, error_type):
+            return status
+    return 500
+
+
+def run_scan(
+    req: func.HttpRequest,
+    operation: str,
+    scan: Callable[[Settings, dict[str, str | None]], ScanReport],
+    names: tuple[str, ...],
+) -> func.HttpResponse:
+    """Run one scan for an HTTP request and shape every outcome as JSON."""
+    started = time.monotonic()
+    try:
+        params = request_parameters(req, names)
+        report = scan(load_settings(os.environ), params)
+    except BackupError as exc:
+        status = _error_status(exc)
+        log.log(logging.WARNING if status < 500 else logging.ERROR, "%s refused (%s): %s", operation, status, exc)
+        return json_response(status, {"status": "error", "operation": operation, "error": str(exc)})
+    except ClientAuthenticationError as exc:
+        log.error("%s: storage refused the app's credentials: %s", operation, exc.error_code)
+        return json_response(500, {"status": "error", "operation": operation,
+                                   "error": "storage refused the app's credentials; check its role assignments or keys"})
+    except HttpResponseError as exc:
+        log.error("%s failed: HTTP %s %s", operation, exc.status_code, exc.error_code)
+        return json_response(500, {"status": "error", "operation": operation,
+                                   "error": f"storage answered HTTP {exc.status_code} {exc.error_code or ''}".strip()})
+    body: dict[str, object] = {"status": "ok" if not report.errors else "incomplete", "operation": operation}
+    body.update({name: value for name, value in params.items() if value is not None})
+    body.update(report.as_dict())
+    body["duration_seconds"] = round(time.monotonic() - started, 3)
+    log.info("%s: %s", operation, {k: v for k, v in body.items() if k != "errors"})
+    return json_response(200 if not report.errors else 500, body)
+
+
+def _produce(settings: Settings, params: dict[str, str | None]) -> ScanReport:
+    container = params["container"]
+    if container is None:
+        raise InvalidInput("container is required: pass ?container=<name> or a JSON body {\"container\": \"<name>\"}")
+    return produce(settings, container, params["prefix"])
+
+
+def _reconcile(settings: Settings, params: dict[str, str | None]) -> ScanReport:
+    return reconcile(settings, params["container"], params["prefix"])
+
+
+def produce_http(req: func.HttpRequest) -> func.HttpResponse:
+    return run_scan(req, "produce", _produce, ("container", "prefix"))
+
+
+def reconcile_http(req: func.HttpRequest) -> func.HttpResponse:
+    return run_scan(req, "reconcile", _reconcile, ("container", "prefix"))

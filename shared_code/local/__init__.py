@@ -1,0 +1,1 @@
+"""Local tooling: running the app and its dependencies on a developer machine (Azurite)."""

@@ -1,0 +1,128 @@
+"""Names: what Azure accepts, and where a backup of a blob version lives.
+
+The backup naming contract is the original app's, so backups made before the
+upgrade are still recognised: container `{container}{suffix}`, blob
+`{stem}_{last_modified}_{etag}{ext}`.
+"""
+from __future__ import annotations
+
+import posixpath
+import re
+import string
+from datetime import datetime
+from urllib.parse import quote
+
+from .errors import InvalidInput, InvalidMessage
+
+MAX_CONTAINER_NAME = 63
+MAX_BLOB_NAME = 1024
+MAX_PREFIX = MAX_BLOB_NAME
+
+_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
+_ETAG = re.compile(r"^0x[0-9A-Fa-f]{1,32}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Printable ASCII minus '%' stays readable in metadata; everything else is escaped.
+_METADATA_SAFE = string.punctuation.replace("%", "") + " "
+
+
+def container_name_problem(name: str) -> str | None:
+    """Why `name` is not a valid Azure container name, or None when it is."""
+    if not 3 <= len(name) <= MAX_CONTAINER_NAME:
+        return f"container name {name!r} must be 3-63 characters long"
+    if not _CONTAINER.match(name):
+        return (
+            f"container name {name!r} may contain only lowercase letters, digits and single hyphens, "
+            "and must start and end with a letter or digit"
+        )
+    return None
+
+
+def validate_container_name(name: str) -> str:
+    problem = container_name_problem(name)
+    if problem:
+        raise InvalidInput(problem)
+    return name
+
+
+def validate_prefix(prefix: str) -> str:
+    """Accept a blob-name prefix; refuse what could not be a blob name or would escape it."""
+    if len(prefix) > MAX_PREFIX:
+        raise InvalidInput(f"prefix is {len(prefix)} characters long; at most {MAX_PREFIX} are allowed")
+    if _CONTROL.search(prefix):
+        raise InvalidInput("prefix must not contain control characters")
+    if any(segment in (".", "..") for segment in prefix.split("/")):
+        raise InvalidInput(f"prefix {prefix!r} must not contain '.' or '..' path segments")
+    return prefix
+
+
+def blob_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a blob name we back up, or None."""
+    if not name:
+        return "blob name is empty"
+    if len(name) > MAX_BLOB_NAME:
+        return f"blob name is {len(name)} characters long; Azure allows at most {MAX_BLOB_NAME}"
+    if _CONTROL.search(name):
+        return "blob name contains control characters"
+    return None
+
+
+def backup_container_name(container: str, suffix: str) -> str:
+    """The backup account's container for `container`; refuses names Azure would reject."""
+    name = f"{container}{suffix}"
+    if len(name) > MAX_CONTAINER_NAME:
+        raise InvalidInput(
+            f"container {container!r} cannot be backed up: its backup container {name!r} would be "
+            f"{len(name)} characters long and Azure allows at most {MAX_CONTAINER_NAME}; "
+            "rename the container or shorten BACKUP_CONTAINER_SUFFIX"
+        )
+    problem = container_name_problem(name)
+    if problem:
+        raise InvalidInput(f"container {container!r} cannot be backed up: {problem}")
+    return name
+
+
+def normalize_etag(etag: str) -> str:
+    """The ETag without quotes: listings give it bare, property reads quoted."""
+    bare = etag.strip()
+    if len(bare) >= 2 and bare[0] == bare[-1] == '"':
+        bare = bare[1:-1]
+    if not _ETAG.match(bare):
+        raise ValueError(f"{etag!r} is not a blob ETag (expected 0x followed by hex digits)")
+    return bare
+
+
+def backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:
+    """`{stem}_{last_modified}_{etag}{ext}`: one name per blob version.
+
+    `posixpath.splitext` (what `os.path.splitext` is on the Functions Linux
+    hosts) keeps the extension, so `a/x.tar.gz` becomes
+    `a/x.tar_<lm>_<etag>.gz`, exactly as the original app named it.
+    """
+    stem, ext = posixpath.splitext(blob_name)
+    return f"{stem}_{last_modified}_{normalize_etag(etag)}{ext}"
+
+
+def checked_backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:
+    """`backup_blob_name`, refusing a result longer than Azure's blob-name limit."""
+    name = backup_blob_name(blob_name, last_modified, etag)
+    if len(name) > MAX_BLOB_NAME:
+        raise InvalidMessage(
+            f"blob {blob_name[:80]!r}... cannot be backed up: its backup name would be {len(name)} characters "
+            f"and Azure allows at most {MAX_BLOB_NAME}"
+        )
+    return name
+
+
+def encode_metadata_value(value: str) -> str:
+    """Metadata travels in HTTP headers: ASCII only, so escape the rest reversibly.
+
+    `urllib.parse.unquote` restores the value. Leading and trailing spaces are
+    escaped too, because HTTP trims them from header values.
+    """
+    encoded = quote(value, safe=_METADATA_SAFE)
+    stripped = encoded.strip(" ")
+    if stripped == encoded:
+        return encoded
+    start = len(encoded) - len(encoded.lstrip(" "))
+    end = len(encoded.rstrip(" "))
+    return "%20" * start + encoded[start:end] + "%20" * (len(encoded) - end)

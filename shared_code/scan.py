@@ -1,0 +1,178 @@
+"""The two scans behind the HTTP triggers.
+
+`produce` (ingestion pipelines, one container): snapshot every new or changed
+blob and request its backup. `reconcile` (admins, whole account): the same
+snapshots, plus a backup request for every current version whose backup is
+missing. Both decide from one listing of the source container (and, for
+reconcile, one of the backup container): no request per unchanged blob.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field, fields
+from typing import Iterable, Iterator, Literal
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import ContainerClient
+
+from .clients import blob_service, queue_client
+from .detect import ListedBlob, Verdict, backup_key, judge_listing
+from .errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
+from .messages import BackupRequest
+from .naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
+from .pool import BoundedPool
+from .settings import Settings
+from .storage_io import (
+    RequestSender,
+    SnapshotTaken,
+    list_source,
+    present_backup_keys,
+    storage_errors,
+    take_snapshot,
+)
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["produce", "reconcile"]
+
+
+@dataclass
+class ScanReport:
+    """Counts of one scan; `errors` lists what could not be done (never silently)."""
+
+    containers: int = 0
+    scanned: int = 0
+    directories_skipped: int = 0
+    snapshots_created: int = 0
+    backup_requests: int = 0
+    vanished: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def error(self, container: str, message: str, blob: str | None = None) -> None:
+        entry = {"container": container, "error": message}
+        if blob is not None:
+            entry["blob"] = blob
+        with self._lock:
+            self.errors.append(entry)
+
+    def as_dict(self) -> dict[str, object]:
+        with self._lock:
+            data: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+            data["errors"] = [dict(e) for e in self.errors]
+        return data
+
+
+class _Scan:
+    """One container's scan: decisions in the listing thread, writes in the pool."""
+
+    def __init__(self, settings: Settings, container: str, mode: Mode, report: ScanReport) -> None:
+        self.container = container
+        self.mode = mode
+        self.report = report
+        self.source = blob_service(settings.source).get_container_client(container)
+        self.sender = RequestSender(queue_client(settings.queue, settings.queue_name))
+        self.backups: set[bytes] | None = None
+        if mode == "reconcile":
+            backup_container = backup_container_name(container, settings.backup_container_suffix)
+            with storage_errors(f"listing backup container {backup_container!r}"):
+                self.backups = present_backup_keys(
+                    blob_service(settings.backup).get_container_client(backup_container)
+                )
+        self.workers = settings.write_concurrency
+
+    def _has_backup(self, name: str, etag: str, last_modified: object) -> bool:
+        assert self.backups is not None
+        return backup_key(backup_blob_name(name, last_modified, etag)) in self.backups  # type: ignore[arg-type]
+
+    def _count_directories(self, entries: Iterable[ListedBlob]) -> Iterator[ListedBlob]:
+        directories = 0
+        for entry in entries:
+            if entry.is_directory and entry.snapshot is None:
+                directories += 1
+            yield entry
+        self.report.add(directories_skipped=directories)
+
+    def run(self, prefix: str | None) -> None:
+        scanned = 0
+        with storage_errors(f"scanning container {self.container!r}"), BoundedPool(self.workers) as pool:
+            try:
+                for verdict in judge_listing(self._count_directories(list_source(self.source, prefix))):
+                    scanned += 1
+                    if verdict.needs_snapshot:
+                        pool.submit(self._snapshot_and_request, verdict)
+                    elif self.mode == "reconcile" and not self._has_backup(
+                        verdict.name, verdict.etag, verdict.last_modified
+                    ):
+                        pool.submit(self._request, verdict.name, verdict.etag, verdict.newest_snapshot)
+            except ResourceNotFoundError as exc:
+                if scanned == 0:
+                    raise ContainerNotFound(f"container {self.container!r} does not exist in the source account") from exc
+                raise
+        self.report.add(scanned=scanned, containers=1)
+
+    def _snapshot_and_request(self, verdict: Verdict) -> None:
+        blob = self.source.get_blob_client(verdict.name)
+        try:
+            taken: SnapshotTaken | None = take_snapshot(blob, verdict.etag, verdict.last_modified)
+        except BackupError as exc:
+            self.report.error(self.container, str(exc), blob=verdict.name)
+            return
+        if taken is None:
+            log.info("blob %r was deleted before its snapshot; nothing to back up", verdict.name)
+            self.report.add(vanished=1)
+            return
+        self.report.add(snapshots_created=1)
+        if self.mode == "reconcile" and self._has_backup(verdict.name, taken.etag, taken.last_modified):
+            return
+        self._request(verdict.name, taken.etag, taken.snapshot)
+
+    def _request(self, name: str, etag: str, snapshot: str | None) -> None:
+        self.sender.send(BackupRequest(container=self.container, blob_name=name, etag=etag, snapshot=snapshot))
+        self.report.add(backup_requests=1)
+
+
+def produce(settings: Settings, container: str, prefix: str | None = None) -> ScanReport:
+    """Snapshot new and changed blobs of one container and request their backups."""
+    validate_container_name(container)
+    if prefix:
+        validate_prefix(prefix)
+    report = ScanReport()
+    _Scan(settings, container, "produce", report).run(prefix)
+    return report
+
+
+def reconcile(settings: Settings, container: str | None = None, prefix: str | None = None) -> ScanReport:
+    """Create missing snapshots and request missing backups, for one container or all.
+
+    Over the whole account, a container that cannot be backed up (its backup
+    container name would be invalid) is reported in `errors` and the others
+    are still reconciled.
+    """
+    report = ScanReport()
+    if prefix:
+        if container is None:
+            raise InvalidInput("prefix needs a container: reconcile one container's prefix, or the whole account")
+        validate_prefix(prefix)
+    if container is not None:
+        validate_container_name(container)
+        _Scan(settings, container, "reconcile", report).run(prefix)
+        return report
+    with storage_errors("listing the source account's containers"):
+        names = [c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
+    for name in names:
+        try:
+            _Scan(settings, name, "reconcile", report).run(None)
+        except ContainerNotFound:
+            log.info("container %r was deleted during reconciliation; skipped", name)
+        except StorageUnavailable:
+            raise
+        except BackupError as exc:
+            report.error(name, str(exc))
+    return report

@@ -1,0 +1,210 @@
+"""The app-settings contract: one `Settings`, built and validated in one place.
+
+Names of the original app (`par_*`) are kept so an existing deployment upgrades
+in place; the newer settings are upper case. Everything is read at the first
+invocation (not at import) so a bad setting surfaces as one `SettingsError`
+naming it, never as a `KeyError` deep inside a copy.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal, Mapping
+
+from .errors import SettingsError
+
+DEFAULT_QUEUE_NAME = "queuesnapshotmetadata"
+DEFAULT_BACKUP_SUFFIX = "bak"
+DEFAULT_MAX_COPY_MINUTES = 10.0
+DEFAULT_WRITE_CONCURRENCY = 16
+DEFAULT_ADF_ENDPOINT = "https://management.azure.com"
+ADF_SETTINGS = ("par_subscription_id", "par_resource_group_name", "par_adfv2_name", "par_adfv2_pipeline_name")
+
+_ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
+_QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?!.*--)[a-z0-9-]*[a-z0-9]$")
+_SUFFIX = re.compile(r"^[a-z0-9-]{0,20}$")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+CopyEngine = Literal["adf", "blob"]
+
+
+@dataclass(frozen=True)
+class StorageTarget:
+    """How to reach one storage account: a connection string wins over an account name.
+
+    `setting` names where the value came from, so errors can point at it.
+    Secrets are excluded from `repr` so a logged Settings never leaks them.
+    """
+
+    setting: str
+    connection_string: str | None = field(default=None, repr=False)
+    account_name: str | None = None
+    account_key: str | None = field(default=None, repr=False)
+
+    def account_url(self, service: Literal["blob", "queue"]) -> str:
+        return f"https://{self.account_name}.{service}.core.windows.net"
+
+
+@dataclass(frozen=True)
+class AdfSettings:
+    """The ADFv2 pipeline that performs the copy in the `adf` engine."""
+
+    subscription_id: str
+    resource_group: str
+    factory_name: str
+    pipeline_name: str
+    management_endpoint: str = DEFAULT_ADF_ENDPOINT
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    source: StorageTarget
+    backup: StorageTarget
+    queue: StorageTarget
+    queue_name: str = DEFAULT_QUEUE_NAME
+    copy_engine: CopyEngine = "blob"
+    adf: AdfSettings | None = None
+    use_blob_lease: bool = True
+    max_copy_minutes: float = DEFAULT_MAX_COPY_MINUTES
+    backup_container_suffix: str = DEFAULT_BACKUP_SUFFIX
+    write_concurrency: int = DEFAULT_WRITE_CONCURRENCY
+
+    @property
+    def poison_queue_name(self) -> str:
+        """The Functions host's convention for messages that failed maxDequeueCount times."""
+        return f"{self.queue_name}-poison"
+
+    @property
+    def max_copy_seconds(self) -> float:
+        return self.max_copy_minutes * 60.0
+
+
+def parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """Strict boolean: a typo like `ture` is an error, not a silent False."""
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    value = raw.lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    """A setting's value, with empty or blank values treated as unset."""
+    value = env.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def _positive_number(env: Mapping[str, str], name: str, default: float, *, integer: bool = False) -> float:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise SettingsError(f"{name} must be {kind} greater than 0, got {raw!r}") from None
+    if not value > 0 or value != value:
+        raise SettingsError(f"{name} must be greater than 0, got {raw!r}")
+    return value
+
+
+def _account(env: Mapping[str, str], conn_setting: str, name_setting: str) -> StorageTarget:
+    conn = _get(env, conn_setting)
+    if conn is not None:
+        return StorageTarget(setting=conn_setting, connection_string=conn)
+    name = _get(env, name_setting)
+    if name is None:
+        raise SettingsError(f"set {conn_setting} or {name_setting}: the storage account is not configured")
+    if not _ACCOUNT_NAME.match(name):
+        raise SettingsError(f"{name_setting} must be a storage account name (3-24 lowercase letters and digits), got {name!r}")
+    return StorageTarget(setting=name_setting, account_name=name)
+
+
+def _queue_account(env: Mapping[str, str]) -> StorageTarget:
+    conn = _get(env, "QUEUE_STORAGE_CONNECTION_STRING")
+    if conn is not None:
+        return StorageTarget(setting="QUEUE_STORAGE_CONNECTION_STRING", connection_string=conn)
+    name = _get(env, "par_storage_account_name_queue")
+    if name is not None:
+        if not _ACCOUNT_NAME.match(name):
+            raise SettingsError(
+                f"par_storage_account_name_queue must be a storage account name (3-24 lowercase letters and digits), got {name!r}"
+            )
+        return StorageTarget(
+            setting="par_storage_account_name_queue",
+            account_name=name,
+            account_key=_get(env, "par_storage_account_key_queue"),
+        )
+    webjobs = _get(env, "AzureWebJobsStorage")
+    if webjobs is not None:
+        return StorageTarget(setting="AzureWebJobsStorage", connection_string=webjobs)
+    raise SettingsError(
+        "set QUEUE_STORAGE_CONNECTION_STRING, par_storage_account_name_queue or AzureWebJobsStorage: the queue is not configured"
+    )
+
+
+def _adf(env: Mapping[str, str]) -> AdfSettings | None:
+    values = {name: _get(env, name) for name in ADF_SETTINGS}
+    if not any(values.values()):
+        return None
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        return None
+    endpoint = (_get(env, "ADF_MANAGEMENT_ENDPOINT") or DEFAULT_ADF_ENDPOINT).rstrip("/")
+    if not endpoint.startswith("https://"):
+        raise SettingsError(f"ADF_MANAGEMENT_ENDPOINT must be an https:// URL, got {endpoint!r}")
+    return AdfSettings(
+        subscription_id=values["par_subscription_id"],  # type: ignore[arg-type]
+        resource_group=values["par_resource_group_name"],  # type: ignore[arg-type]
+        factory_name=values["par_adfv2_name"],  # type: ignore[arg-type]
+        pipeline_name=values["par_adfv2_pipeline_name"],  # type: ignore[arg-type]
+        management_endpoint=endpoint,
+    )
+
+
+def _copy_engine(env: Mapping[str, str], adf: AdfSettings | None) -> CopyEngine:
+    raw = _get(env, "BACKUP_COPY_ENGINE")
+    if raw is None:
+        return "adf" if adf is not None else "blob"
+    engine = raw.lower()
+    if engine not in ("adf", "blob"):
+        raise SettingsError(f"BACKUP_COPY_ENGINE must be 'adf' or 'blob', got {raw!r}")
+    if engine == "adf" and adf is None:
+        missing = [name for name in ADF_SETTINGS if _get(env, name) is None]
+        raise SettingsError(f"BACKUP_COPY_ENGINE=adf needs {', '.join(missing)}")
+    return engine  # type: ignore[return-value]
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Build and validate the settings from the app settings (environment)."""
+    queue_name = _get(env, "par_queue_name") or DEFAULT_QUEUE_NAME
+    if not _QUEUE_NAME.match(queue_name):
+        raise SettingsError(
+            f"par_queue_name must be a queue name (3-63 lowercase letters, digits and single hyphens), got {queue_name!r}"
+        )
+    suffix = _get(env, "BACKUP_CONTAINER_SUFFIX")
+    suffix = DEFAULT_BACKUP_SUFFIX if suffix is None else suffix
+    if not _SUFFIX.match(suffix) or "--" in suffix:
+        raise SettingsError(
+            f"BACKUP_CONTAINER_SUFFIX must be at most 20 lowercase letters, digits or single hyphens, got {suffix!r}"
+        )
+    adf = _adf(env)
+    return Settings(
+        source=_account(env, "SOURCE_STORAGE_CONNECTION_STRING", "par_storage_account_name_source"),
+        backup=_account(env, "BACKUP_STORAGE_CONNECTION_STRING", "par_storage_account_name_backup"),
+        queue=_queue_account(env),
+        queue_name=queue_name,
+        copy_engine=_copy_engine(env, adf),
+        adf=adf,
+        use_blob_lease=parse_bool(env, "USING_BLOB_LEASE", True),
+        max_copy_minutes=_positive_number(env, "MAX_LEASE_COPY_TIME_MINUTES", DEFAULT_MAX_COPY_MINUTES),
+        backup_container_suffix=suffix,
+        write_concurrency=int(_positive_number(env, "SCAN_WRITE_CONCURRENCY", DEFAULT_WRITE_CONCURRENCY, integer=True)),
+    )

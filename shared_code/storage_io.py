@@ -1,0 +1,140 @@
+"""Thin storage operations used by the scans: listing, snapshots, queue sends.
+
+Each function makes the fewest requests its job allows and turns the SDK's
+transport failures into `StorageUnavailable`, so callers see one error type
+for "storage could not be reached".
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterator
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import BlobClient, ContainerClient
+from azure.storage.queue import QueueClient
+
+from .detect import ListedBlob, backup_key, is_directory_marker
+from .errors import BackupError, StorageUnavailable
+from .messages import BackupRequest
+from .naming import normalize_etag
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_ATTEMPTS = 3
+FAILED_COPY_STATES = frozenset({"failed", "aborted"})
+
+
+@contextlib.contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """Report unreachable or failing storage as StorageUnavailable (HTTP 503)."""
+    try:
+        yield
+    except (ServiceRequestError, ServiceResponseError) as exc:
+        raise StorageUnavailable(f"storage could not be reached while {what}: {type(exc).__name__}") from exc
+    except HttpResponseError as exc:
+        if exc.status_code is not None and exc.status_code >= 500:
+            raise StorageUnavailable(
+                f"storage kept failing while {what} (HTTP {exc.status_code} after retries)"
+            ) from exc
+        raise
+
+
+def quoted(etag: str) -> str:
+    """The form If-Match headers take."""
+    return f'"{etag}"'
+
+
+def list_source(container: ContainerClient, prefix: str | None) -> Iterator[ListedBlob]:
+    """Every base blob and snapshot under `prefix`, in the service's (name-sorted) order."""
+    for item in container.list_blobs(name_starts_with=prefix or None, include=["snapshots", "metadata"]):
+        yield ListedBlob(
+            name=item.name,
+            etag=normalize_etag(item.etag),
+            last_modified=item.last_modified,
+            snapshot=item.snapshot,
+            is_directory=is_directory_marker(item.metadata),
+        )
+
+
+def present_backup_keys(container: ContainerClient) -> set[bytes]:
+    """Keys of the complete backups in a backup container (empty if it does not exist).
+
+    A server-side copy that failed or was aborted leaves a blob under the final
+    name; it is not a backup, so it does not count.
+    """
+    keys: set[bytes] = set()
+    try:
+        for item in container.list_blobs(include=["copy"]):
+            if item.copy is not None and item.copy.status in FAILED_COPY_STATES:
+                continue
+            keys.add(backup_key(item.name))
+    except ResourceNotFoundError:
+        return set()
+    return keys
+
+
+@dataclass(frozen=True)
+class SnapshotTaken:
+    """The version a snapshot captured (it may be newer than the listed one)."""
+
+    snapshot: str
+    etag: str
+    last_modified: datetime
+
+
+class BlobKeepsChanging(BackupError):
+    """A blob was rewritten between every attempt to snapshot it."""
+
+
+def take_snapshot(blob: BlobClient, etag: str, last_modified: datetime) -> SnapshotTaken | None:
+    """Snapshot exactly the version with `etag`; None if the blob was deleted meanwhile.
+
+    No metadata is passed, so the snapshot keeps the base blob's ETag (that is
+    what change detection compares). If-Match makes the snapshot the judged
+    version; a 412 means a writer got in between, so the blob is judged again
+    from fresh properties: it changed, so it needs a snapshot of its new version.
+    """
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        try:
+            result = blob.create_snapshot(etag=quoted(etag), match_condition=MatchConditions.IfNotModified)
+            return SnapshotTaken(snapshot=result["snapshot"], etag=etag, last_modified=last_modified)
+        except ResourceNotFoundError:
+            return None
+        except ResourceModifiedError:
+            try:
+                props = blob.get_blob_properties()
+            except ResourceNotFoundError:
+                return None
+            etag, last_modified = normalize_etag(props.etag), props.last_modified
+    raise BlobKeepsChanging(f"blob {blob.blob_name!r} changed during each of {SNAPSHOT_ATTEMPTS} snapshot attempts")
+
+
+class RequestSender:
+    """Puts backup requests on the queue, creating the queue the first time it is missing."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+        self._created = threading.Lock()
+
+    def send(self, request: BackupRequest) -> None:
+        try:
+            self._queue.send_message(request.to_json())
+        except ResourceNotFoundError:
+            with self._created:
+                try:
+                    self._queue.create_queue()
+                except ResourceExistsError:
+                    pass
+            self._queue.send_message(request.to_json())

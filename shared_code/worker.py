@@ -1,0 +1,227 @@
+"""The queue worker: turn one backup request into one complete backup, or say why not.
+
+Delivery is at least once, so every step is idempotent: a request whose
+version is gone is superseded, a backup that exists is done, and only a copy
+that finished and succeeded lets the message go. Every failure to copy raises,
+so the host retries and finally poisons the message; a backup request is never
+silently dropped. A message that can never succeed (malformed) is moved to the
+poison queue at once, with the reason in the log.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import functools
+import logging
+import threading
+from enum import Enum
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
+
+from .clients import blob_service, default_credential, queue_client
+from .clock import Clock, Deadline, SYSTEM_CLOCK
+from .copiers import AdfCopier, BlobCopier, Copier, CopyJob, wait_for_server_copy
+from .errors import CopyFailed, InvalidInput, InvalidMessage, SourceSuperseded
+from .leases import held_lease
+from .messages import BackupRequest, parse_request
+from .naming import backup_container_name, checked_backup_blob_name, encode_metadata_value, normalize_etag
+from .settings import Settings, load_settings
+from .storage_io import storage_errors
+
+log = logging.getLogger(__name__)
+
+_created_containers: set[tuple[str, str]] = set()
+_created_lock = threading.Lock()
+
+
+class Outcome(str, Enum):
+    BACKED_UP = "backed_up"
+    ALREADY_BACKED_UP = "already_backed_up"
+    SUPERSEDED = "superseded"
+    POISONED = "poisoned"
+
+
+@functools.lru_cache(maxsize=8)
+def copier_for(settings: Settings) -> Copier:
+    if settings.copy_engine == "adf":
+        assert settings.adf is not None
+        return AdfCopier(settings.adf, default_credential())
+    return BlobCopier()
+
+
+def backup_metadata(request: BackupRequest, properties: BlobProperties, snapshot: str | None) -> dict[str, str]:
+    """Where a backup came from, readable without the naming contract."""
+    values = {
+        "source_container": request.container,
+        "source_blob": request.blob_name,
+        "source_etag": request.etag,
+        "source_last_modified": str(properties.last_modified),
+    }
+    if snapshot:
+        values["source_snapshot"] = snapshot
+    return {key: encode_metadata_value(value) for key, value in values.items()}
+
+
+def _ensure_container(service: BlobServiceClient, name: str, *, recheck: bool = False) -> None:
+    """Create the backup container once per process; `recheck` forgets that it was created.
+
+    The cache saves a request per copy; it goes stale if someone deletes the
+    container, which is why a failed copy rechecks (see `_copy`).
+    """
+    key = (service.url, name)
+    with _created_lock:
+        if recheck:
+            _created_containers.discard(key)
+        elif key in _created_containers:
+            return
+    try:
+        service.create_container(name)
+    except ResourceExistsError:
+        pass
+    with _created_lock:
+        _created_containers.add(key)
+
+
+def _existing_backup(backup: BlobClient, metadata: dict[str, str], deadline: Deadline) -> bool:
+    """Whether a complete backup is already there (a duplicate delivery, or a finished earlier try).
+
+    A copy still pending (a concurrent delivery started it) is waited for; a
+    failed or aborted one is not a backup and is overwritten. A backup whose
+    provenance metadata is missing (e.g. a try that died just after the copy)
+    gets it now.
+    """
+    try:
+        props = backup.get_blob_properties()
+    except ResourceNotFoundError:
+        return False
+    status = props.copy.status if props.copy is not None else None
+    if status in ("failed", "aborted"):
+        return False
+    if status == "pending":
+        wait_for_server_copy(backup, deadline)
+    if "source_etag" not in props.metadata:
+        backup.set_blob_metadata(metadata)
+    return True
+
+
+def _snapshot_with_version(service: BlobServiceClient, request: BackupRequest) -> str | None:
+    """A snapshot holding the requested version: it cannot change under the copy.
+
+    The request's own snapshot is checked first (one HEAD); otherwise (older
+    messages carry none) the blob's snapshots are listed. The listing is by
+    prefix, and the exact name sorts first among names sharing it, so it stops
+    at the first other name.
+    """
+    if request.snapshot:
+        try:
+            props = service.get_blob_client(request.container, request.blob_name, snapshot=request.snapshot).get_blob_properties()
+            if normalize_etag(props.etag) == request.etag:
+                return request.snapshot
+        except ResourceNotFoundError:
+            pass
+    newest: str | None = None
+    container = service.get_container_client(request.container)
+    for item in container.list_blobs(name_starts_with=request.blob_name, include=["snapshots"]):
+        if item.name != request.blob_name:
+            break
+        if item.snapshot and normalize_etag(item.etag) == request.etag:
+            newest = item.snapshot if newest is None or item.snapshot > newest else newest
+    return newest
+
+
+def _copy(copier: Copier, job: CopyJob, backup_service: BlobServiceClient, deadline: Deadline) -> None:
+    """Copy into a backup container that exists, recreating it once if it vanished."""
+    container = job.backup.container_name
+    _ensure_container(backup_service, container)
+    try:
+        copier.copy(job, deadline)
+    except CopyFailed:
+        if backup_service.get_container_client(container).exists():
+            raise
+        log.warning("backup container %r was missing; recreating it", container)
+        _ensure_container(backup_service, container, recheck=True)
+        copier.copy(job, deadline)
+
+
+def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Outcome:
+    """Back up the requested version; raise (to retry) unless it is done or superseded."""
+    source = blob_service(settings.source)
+    base = source.get_blob_client(request.container, request.blob_name)
+    try:
+        properties = base.get_blob_properties()
+    except ResourceNotFoundError:
+        log.info("superseded: %s/%s no longer exists", request.container, request.blob_name)
+        return Outcome.SUPERSEDED
+    if normalize_etag(properties.etag) != request.etag:
+        log.info("superseded: %s/%s is now at ETag %s, not %s", request.container, request.blob_name,
+                 normalize_etag(properties.etag), request.etag)
+        return Outcome.SUPERSEDED
+    try:
+        container_backup = backup_container_name(request.container, settings.backup_container_suffix)
+    except InvalidInput as exc:
+        raise InvalidMessage(str(exc)) from None
+    name_backup = checked_backup_blob_name(request.blob_name, properties.last_modified, request.etag)
+    backup_service = blob_service(settings.backup)
+    backup = backup_service.get_blob_client(container_backup, name_backup)
+    deadline = Deadline.after(settings.max_copy_seconds, clock)
+    if _existing_backup(backup, backup_metadata(request, properties, request.snapshot), deadline):
+        log.info("already backed up: %s/%s as %s/%s", request.container, request.blob_name, container_backup, name_backup)
+        return Outcome.ALREADY_BACKED_UP
+    snapshot = _snapshot_with_version(source, request)
+    metadata = backup_metadata(request, properties, snapshot)
+    job = CopyJob(
+        source_service=source, container=request.container, blob_name=request.blob_name, etag=request.etag,
+        size=properties.size, snapshot=snapshot, backup=backup, metadata=metadata, lease_held=settings.use_blob_lease,
+    )
+    try:
+        if settings.use_blob_lease:
+            with held_lease(base, request.etag):
+                _copy(copier_for(settings), job, backup_service, deadline)
+        else:
+            _copy(copier_for(settings), job, backup_service, deadline)
+    except SourceSuperseded as exc:
+        log.info("superseded: %s", exc)
+        return Outcome.SUPERSEDED
+    log.info("backed up: %s/%s (ETag %s%s) to %s/%s", request.container, request.blob_name, request.etag,
+             f", snapshot {snapshot}" if snapshot else "", container_backup, name_backup)
+    return Outcome.BACKED_UP
+
+
+def poison(settings: Settings, body: bytes, reason: str) -> None:
+    """Move a message that can never succeed to `<queue>-poison`, byte for byte."""
+    log.error("poison message moved to %s: %s", settings.poison_queue_name, reason)
+    client = queue_client(settings.queue, settings.poison_queue_name, binary=True)
+    try:
+        client.send_message(body)
+    except ResourceNotFoundError:
+        try:
+            client.create_queue()
+        except ResourceExistsError:
+            pass
+        client.send_message(body)
+
+
+def handle_message(body: bytes, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Outcome:
+    """Process one decoded queue message; raise to have the host retry it."""
+    try:
+        request = parse_request(body)
+        with storage_errors(f"backing up {request.container}/{request.blob_name}"):
+            return back_up(request, settings, clock)
+    except InvalidMessage as exc:
+        with storage_errors("moving a message to the poison queue"):
+            poison(settings, body, str(exc))
+        return Outcome.POISONED
+
+
+def process_queue_message(body: bytes, message_id: str | None = None, dequeue_count: int | None = None) -> Outcome:
+    """Entry point of the queue trigger: settings from the app settings, one log line per message."""
+    settings = load_settings(os.environ)
+    try:
+        outcome = handle_message(body, settings)
+    except Exception as exc:
+        log.error("message %s (try %s) failed, will be retried: %s: %s", message_id, dequeue_count,
+                  type(exc).__name__, exc)
+        raise
+    log.info("message %s (try %s): %s", message_id, dequeue_count, outcome.value)
+    return outcome

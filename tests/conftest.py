@@ -1,0 +1,140 @@
+"""Fixtures: one Azurite per test session (npm, in memory, free ports, two
+accounts), and a clean data lake with the app settings pointing at it per test."""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from typing import Iterator
+
+import pytest
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
+
+from shared_code.clients import blob_service, queue_client
+from shared_code.local.azurite import AzuriteInstance, AzuriteUnavailable, random_account_key, start_azurite
+from shared_code.settings import Settings, load_settings
+from tests.functions_host import DrainResult, drain
+
+QUEUE_NAME = "backuprequests"
+APP_SETTINGS = (
+    "SOURCE_STORAGE_CONNECTION_STRING", "BACKUP_STORAGE_CONNECTION_STRING", "QUEUE_STORAGE_CONNECTION_STRING",
+    "par_storage_account_name_source", "par_storage_account_name_backup", "par_storage_account_name_queue",
+    "par_storage_account_key_queue", "par_queue_name", "par_subscription_id", "par_resource_group_name",
+    "par_adfv2_name", "par_adfv2_pipeline_name", "AzureWebJobsStorage", "BACKUP_COPY_ENGINE", "USING_BLOB_LEASE",
+    "MAX_LEASE_COPY_TIME_MINUTES", "BACKUP_CONTAINER_SUFFIX", "ADF_MANAGEMENT_ENDPOINT", "SCAN_WRITE_CONCURRENCY",
+    "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "AZURE_CLIENT_ID", "AZURE_TENANT_ID",
+    "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
+)
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[AzuriteInstance]:
+    if shutil.which("node") is None:
+        pytest.skip("Node.js is not installed: the storage tests need Azurite from npm")
+    try:
+        instance = start_azurite({"source": random_account_key(), "backup": random_account_key()})
+    except AzuriteUnavailable as exc:
+        pytest.fail(f"Azurite could not start: {exc}")
+    yield instance
+    instance.stop()
+
+
+def _wipe(service: BlobServiceClient) -> None:
+    for container in service.list_containers():
+        service.delete_container(container.name)
+
+
+@dataclass
+class Lake:
+    """The test's data lake: source and backup accounts, the request queue, and helpers."""
+
+    azurite: AzuriteInstance
+
+    @property
+    def settings(self) -> Settings:
+        return load_settings(os.environ)
+
+    @property
+    def source(self) -> BlobServiceClient:
+        return blob_service(self.settings.source)
+
+    @property
+    def backup(self) -> BlobServiceClient:
+        return blob_service(self.settings.backup)
+
+    def raw_queue(self, name: str) -> QueueClient:
+        """Bytes in, bytes out: sees exactly what the host would decode."""
+        return QueueClient.from_connection_string(
+            self.azurite.connection_string("source"), name,
+            message_encode_policy=BinaryBase64EncodePolicy(), message_decode_policy=BinaryBase64DecodePolicy(),
+        )
+
+    @property
+    def queue(self) -> QueueClient:
+        return self.raw_queue(QUEUE_NAME)
+
+    @property
+    def poison_queue(self) -> QueueClient:
+        return self.raw_queue(f"{QUEUE_NAME}-poison")
+
+    def container(self, name: str) -> ContainerClient:
+        client = self.source.get_container_client(name)
+        try:
+            client.create_container()
+        except ResourceExistsError:
+            pass
+        return client
+
+    def upload(self, container: str, name: str, data: bytes, **kwargs) -> dict:  # type: ignore[no-untyped-def]
+        return self.container(container).upload_blob(name, data, overwrite=True, **kwargs)
+
+    def messages(self) -> list[bytes]:
+        """Bodies waiting on the request queue (peeked, left in place)."""
+        return [m.content for m in self.queue.peek_messages(max_messages=32)]
+
+    def queue_length(self, poison: bool = False) -> int:
+        client = self.poison_queue if poison else self.queue
+        try:
+            return client.get_queue_properties().approximate_message_count
+        except ResourceNotFoundError:  # a queue that does not exist yet holds nothing
+            return 0
+
+    def drain(self, max_dequeue_count: int = 5) -> DrainResult:
+        return drain(self.queue, self.poison_queue, max_dequeue_count)
+
+    def snapshots(self, container: str, name: str) -> list:  # type: ignore[type-arg]
+        return [b for b in self.source.get_container_client(container).list_blobs(name_starts_with=name, include=["snapshots"])
+                if b.name == name and b.snapshot]
+
+    def backup_names(self, container: str, suffix: str = "bak") -> list[str]:
+        client = self.backup.get_container_client(container + suffix)
+        if not client.exists():
+            return []
+        return list(client.list_blob_names())
+
+
+@pytest.fixture
+def lake(azurite: AzuriteInstance, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lake]:
+    for name in APP_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING", azurite.connection_string("source"))
+    monkeypatch.setenv("BACKUP_STORAGE_CONNECTION_STRING", azurite.connection_string("backup"))
+    monkeypatch.setenv("QUEUE_STORAGE_CONNECTION_STRING", azurite.connection_string("source"))
+    monkeypatch.setenv("par_queue_name", QUEUE_NAME)
+    monkeypatch.setenv("BACKUP_COPY_ENGINE", "blob")
+    lake = Lake(azurite)
+    _wipe(lake.source)
+    _wipe(lake.backup)
+    for client in (lake.queue, lake.poison_queue):
+        try:
+            client.create_queue()
+        except ResourceExistsError:
+            client.clear_messages()
+    yield lake
+
+
+def unique(prefix: str = "c") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"

@@ -1,0 +1,26 @@
+# `make test` is the test command: it installs what is missing (a virtual
+# environment with requirements-dev.txt, Azurite from package-lock.json) and
+# runs the whole suite against a real Azurite started by the tests themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: test deps clean
+
+test: deps
+	$(PY) -m pytest
+
+deps: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

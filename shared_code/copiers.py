@@ -64,8 +64,9 @@ def source_still_current(job: CopyJob) -> bool:
         return False
 
 
-def wait_for_server_copy(backup: BlobClient, deadline: Deadline, poll_seconds: float = BLOB_POLL_SECONDS) -> None:
+def wait_for_server_copy(backup: BlobClient, deadline: Deadline, poll_seconds: float | None = None) -> None:
     """Poll an asynchronous server-side copy until it ends; abort it at the deadline."""
+    poll_seconds = BLOB_POLL_SECONDS if poll_seconds is None else poll_seconds
     while True:
         copy = backup.get_blob_properties().copy
         if copy.status in (None, "success"):
@@ -91,7 +92,7 @@ class BlobCopier:
     version's name.
     """
 
-    def __init__(self, poll_seconds: float = BLOB_POLL_SECONDS) -> None:
+    def __init__(self, poll_seconds: float | None = None) -> None:
         self.poll_seconds = poll_seconds
 
     def copy(self, job: CopyJob, deadline: Deadline) -> None:
@@ -124,9 +125,9 @@ class AdfCopier:
     run: if it moved, the backup may hold the newer bytes and is deleted.
     """
 
-    def __init__(self, adf: AdfSettings, credential: TokenCredential, poll_seconds: float = ADF_POLL_SECONDS) -> None:
+    def __init__(self, adf: AdfSettings, credential: TokenCredential, poll_seconds: float | None = None) -> None:
         self.adf = adf
-        self.poll_seconds = poll_seconds
+        self.poll_seconds = ADF_POLL_SECONDS if poll_seconds is None else poll_seconds
         self.client = DataFactoryManagementClient(
             credential,
             adf.subscription_id,

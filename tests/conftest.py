@@ -13,6 +13,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
 
+from shared_code import worker
 from shared_code.clients import blob_service, queue_client
 from shared_code.local.azurite import AzuriteInstance, AzuriteUnavailable, random_account_key, start_azurite
 from shared_code.settings import Settings, load_settings
@@ -128,6 +129,7 @@ def lake(azurite: AzuriteInstance, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     lake = Lake(azurite)
     _wipe(lake.source)
     _wipe(lake.backup)
+    worker._created_containers.clear()  # the wipe happened behind the worker's back
     for client in (lake.queue, lake.poison_queue):
         try:
             client.create_queue()

@@ -1,0 +1,119 @@
+"""The `adf` copy engine through the real worker, the real DataFactoryManagementClient and
+DefaultAzureCredential, against the local ADF REST double (HTTPS) and managed-identity endpoint."""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Iterator
+
+import pytest
+
+from shared_code import copiers, worker
+from shared_code.clients import default_credential
+from shared_code.errors import CopyFailed
+from shared_code.naming import backup_blob_name
+from tests.conftest import Lake
+from tests.doubles.adf_service import FakeAdfService
+from tests.doubles.managed_identity import FakeManagedIdentityEndpoint
+from tests.functions_host import PRODUCER, call_http
+from tests.test_end_to_end import assert_backed_up
+from tests.test_doubles import _FOREIGN_CREDENTIAL_ENV
+
+SUBSCRIPTION = str(uuid.uuid4())
+
+
+@pytest.fixture
+def adf_lake(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Lake, FakeAdfService, FakeManagedIdentityEndpoint]]:
+    with FakeManagedIdentityEndpoint() as msi, FakeAdfService(
+        subscription_id=SUBSCRIPTION, resource_group="rg-backup", factory_name="adf-backup",
+        pipeline_name="BlobBackupCopyPipeline", expected_token=msi.token,
+        source_connection_string=lake.azurite.connection_string("source"),
+        backup_connection_string=lake.azurite.connection_string("backup"), polls_before_done=2,
+    ) as adf:
+        for name in _FOREIGN_CREDENTIAL_ENV:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv("BACKUP_COPY_ENGINE")  # the four ADF settings alone select the adf engine
+        for name, value in {
+            "par_subscription_id": SUBSCRIPTION, "par_resource_group_name": "rg-backup",
+            "par_adfv2_name": "adf-backup", "par_adfv2_pipeline_name": "BlobBackupCopyPipeline",
+            "ADF_MANAGEMENT_ENDPOINT": adf.endpoint, "IDENTITY_ENDPOINT": msi.endpoint,
+            "IDENTITY_HEADER": msi.secret, "REQUESTS_CA_BUNDLE": adf.ca_bundle_path,
+            "NO_PROXY": ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"])),
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setattr(copiers, "ADF_POLL_SECONDS", 0.05)
+        default_credential.cache_clear()
+        worker.copier_for.cache_clear()
+        yield lake, adf, msi
+        default_credential.cache_clear()
+        worker.copier_for.cache_clear()
+
+
+@pytest.mark.parametrize("lease", ["true", "false"])
+def test_adf_engine_backs_up_through_a_pipeline_run(adf_lake, monkeypatch: pytest.MonkeyPatch, lease: str) -> None:  # type: ignore[no-untyped-def]
+    lake, adf, msi = adf_lake
+    monkeypatch.setenv("USING_BLOB_LEASE", lease)
+    assert lake.settings.copy_engine == "adf"
+    lake.upload("raw", "dir/file name.tar.gz", b"adf bytes" * 100)
+    call_http(PRODUCER, params={"container": "raw"})
+    result = lake.drain()
+    assert (result.processed, result.failures) == (1, 0), result.errors
+    assert_backed_up(lake, "raw", "dir/file name.tar.gz")
+    props = lake.source.get_blob_client("raw", "dir/file name.tar.gz").get_blob_properties()
+    [run] = adf.runs
+    assert run.parameters == {
+        "container": "raw", "container_backup": "rawbak", "blob_name": "dir/file name.tar.gz",
+        "blob_name_backup": backup_blob_name("dir/file name.tar.gz", props.last_modified, props.etag),
+    }
+    assert run.authorization == f"Bearer {msi.token}"
+    assert run.status == "Succeeded" and run.polls >= 3
+    assert msi.resources and set(msi.resources) == {adf.endpoint}
+    assert props.lease.state == "available"
+
+
+@pytest.mark.parametrize("ending", ["fail", "cancel"])
+def test_failed_or_cancelled_runs_raise_and_are_retried(adf_lake, ending: str) -> None:  # type: ignore[no-untyped-def]
+    lake, adf, _ = adf_lake
+    lake.upload("raw", "a.csv", b"a")
+    call_http(PRODUCER, params={"container": "raw"})
+    (adf.fail_next if ending == "fail" else adf.cancel_next)(1)
+    result = lake.drain()
+    assert (result.failures, result.processed, result.poisoned) == (1, 1, 0)
+    assert "CopyFailed" in result.errors[0] and ("Failed" in result.errors[0] or "Cancelled" in result.errors[0])
+    assert [r.status for r in adf.runs] == ["Failed" if ending == "fail" else "Cancelled", "Succeeded"]
+    assert_backed_up(lake, "raw", "a.csv")
+
+
+def test_a_run_that_never_finishes_is_cancelled_at_the_deadline(adf_lake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    lake, adf, _ = adf_lake
+    monkeypatch.setenv("MAX_LEASE_COPY_TIME_MINUTES", "0.01")
+    adf.hang_runs = True
+    lake.upload("raw", "slow.csv", b"s")
+    call_http(PRODUCER, params={"container": "raw"})
+    body = lake.messages()[0]
+    with pytest.raises(CopyFailed, match="did not finish in time; cancelled"):
+        worker.handle_message(body, lake.settings)
+    assert adf.runs[0].status == "Cancelled"
+    assert lake.source.get_blob_client("raw", "slow.csv").get_blob_properties().lease.state == "available"
+    assert lake.backup_names("raw") == []
+
+
+def test_without_lease_a_blob_rewritten_during_the_run_leaves_no_wrong_backup(adf_lake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """ADF copies the base blob: if it changed mid-run, the backup may hold the new bytes under the old name."""
+    lake, adf, _ = adf_lake
+    monkeypatch.setenv("USING_BLOB_LEASE", "false")
+    lake.upload("raw", "hot.csv", b"v1")
+    call_http(PRODUCER, params={"container": "raw"})
+    body = lake.messages()[0]
+    real_wait = copiers.AdfCopier._wait
+
+    def rewrite_then_wait(self, run_id, deadline):  # type: ignore[no-untyped-def]
+        lake.upload("raw", "hot.csv", b"v2 written during the copy")
+        real_wait(self, run_id, deadline)
+
+    monkeypatch.setattr(copiers.AdfCopier, "_wait", rewrite_then_wait)
+    assert worker.handle_message(body, lake.settings) is worker.Outcome.SUPERSEDED
+    assert adf.runs[0].status == "Succeeded"
+    assert lake.backup_names("raw") == []
+    assert json.loads(body)["blob_name"] == "hot.csv"

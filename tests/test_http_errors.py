@@ -1,0 +1,55 @@
+"""Every bad request gets a clear JSON answer with the right status; never a stack trace."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from shared_code.local.azurite import free_port
+from tests.conftest import Lake
+from tests.functions_host import PRODUCER, RECONCILIATION, call_http
+
+
+@pytest.mark.parametrize(
+    "method, params, body, status, needle",
+    [
+        ("GET", {}, None, 400, "container is required"),
+        ("GET", {"container": "Bad_Name"}, None, 400, "container name"),
+        ("GET", {"container": "ab"}, None, 400, "3-63"),
+        ("GET", {"container": "$logs"}, None, 400, "container name"),
+        ("GET", {"container": "raw", "prefix": "../up"}, None, 400, "'..'"),
+        ("GET", {"container": "raw", "prefix": "a\x01b"}, None, 400, "control"),
+        ("GET", {"container": "raw" * 1000}, None, 400, "at most 2048"),
+        ("POST", {}, b"{not json", 400, "JSON object"),
+        ("POST", {}, b"[]", 400, "JSON object"),
+        ("POST", {}, {"container": 12}, 400, "must be a string"),
+        ("GET", {"container": "doesnotexist"}, None, 404, "does not exist"),
+    ],
+)
+def test_bad_producer_requests(lake: Lake, method: str, params: dict, body: object, status: int, needle: str) -> None:
+    got, payload = call_http(PRODUCER, method, params, body)  # type: ignore[arg-type]
+    assert got == status, payload
+    assert payload["status"] == "error" and needle in payload["error"]
+    assert "Traceback" not in payload["error"]
+
+
+def test_container_from_the_json_body(lake: Lake) -> None:
+    lake.upload("raw", "x", b"x")
+    status, payload = call_http(PRODUCER, "POST", body={"container": "raw", "prefix": "x"})
+    assert status == 200 and payload["container"] == "raw" and payload["snapshots_created"] == 1
+
+
+def test_unreachable_storage_is_a_503_within_bounded_time(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = lake.azurite.connection_string("source").replace(str(lake.azurite.blob_port), str(free_port()))
+    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING", dead)
+    started = time.monotonic()
+    status, payload = call_http(PRODUCER, params={"container": "raw"})
+    assert status == 503 and "could not be reached" in payload["error"]
+    assert time.monotonic() - started < 20
+    assert "AccountKey" not in payload["error"]
+
+
+def test_missing_setting_is_named_in_a_500(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BACKUP_STORAGE_CONNECTION_STRING")
+    status, payload = call_http(RECONCILIATION)
+    assert status == 500 and "par_storage_account_name_backup" in payload["error"]

@@ -1,0 +1,160 @@
+"""The queue worker's contract on Azurite: idempotent, never drops a request, poisons what can never succeed."""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+from azure.storage.blob import BlobLeaseClient
+
+from shared_code import copiers
+from shared_code.clock import Deadline
+from shared_code.copiers import BlobCopier, CopyJob
+from shared_code.errors import CopyFailed, SourceLeased, SourceSuperseded
+from shared_code.messages import BackupRequest
+from shared_code.naming import backup_blob_name
+from shared_code.worker import Outcome, handle_message
+from tests.conftest import Lake
+from tests.functions_host import PRODUCER, call_http
+from tests.test_end_to_end import assert_backed_up
+
+
+def request_for(lake: Lake, container: str, name: str, snapshot: str | None = None) -> bytes:
+    props = lake.source.get_blob_client(container, name).get_blob_properties()
+    return BackupRequest(container, name, props.etag.strip('"'), snapshot).to_json().encode()
+
+
+def test_duplicate_delivery_makes_one_backup(lake: Lake) -> None:
+    lake.upload("raw", "a.csv", b"data")
+    body = request_for(lake, "raw", "a.csv")
+    assert handle_message(body, lake.settings) is Outcome.BACKED_UP
+    assert handle_message(body, lake.settings) is Outcome.ALREADY_BACKED_UP
+    assert len(lake.backup_names("raw")) == 1
+    assert_backed_up_without_snapshot(lake, "raw", "a.csv")
+
+
+def assert_backed_up_without_snapshot(lake: Lake, container: str, name: str) -> None:
+    props = lake.source.get_blob_client(container, name).get_blob_properties()
+    backup = lake.backup.get_blob_client(container + "bak", backup_blob_name(name, props.last_modified, props.etag))
+    assert backup.download_blob().readall() == lake.source.get_blob_client(container, name).download_blob().readall()
+
+
+def test_message_without_snapshot_copies_from_a_matching_snapshot(lake: Lake) -> None:
+    """Older messages carry no snapshot id: the worker finds the snapshot holding the version."""
+    lake.upload("raw", "a.csv", b"data")
+    lake.upload("raw", "a.csv.extra", b"other blob sharing the prefix")
+    snapshot = lake.source.get_blob_client("raw", "a.csv").create_snapshot()["snapshot"]
+    assert handle_message(request_for(lake, "raw", "a.csv"), lake.settings) is Outcome.BACKED_UP
+    assert_backed_up(lake, "raw", "a.csv")
+    meta = [lake.backup.get_blob_client("rawbak", n).get_blob_properties().metadata for n in lake.backup_names("raw")]
+    assert meta[0]["source_snapshot"] == snapshot
+
+
+def test_stale_request_is_superseded_not_failed(lake: Lake) -> None:
+    lake.upload("raw", "a.csv", b"v1")
+    old = request_for(lake, "raw", "a.csv")
+    lake.upload("raw", "a.csv", b"v2")
+    assert handle_message(old, lake.settings) is Outcome.SUPERSEDED
+    assert lake.backup_names("raw") == []
+
+
+def test_deleted_source_is_superseded_without_poison(lake: Lake) -> None:
+    lake.upload("raw", "gone.csv", b"v1")
+    call_http(PRODUCER, params={"container": "raw"})
+    lake.source.get_blob_client("raw", "gone.csv").delete_blob(delete_snapshots="include")
+    result = lake.drain()
+    assert (result.processed, result.failures, result.poisoned) == (1, 0, 0)
+    assert lake.queue_length(poison=True) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"definitely not json", b'{"container": "raw"}', b'{"container": "raw", "blob_name": "x", "etag": "bogus"}',
+     b"\xff\xfe\x00binary"],
+)
+def test_malformed_message_goes_to_poison_intact_with_a_reason(lake: Lake, caplog: pytest.LogCaptureFixture,
+                                                               body: bytes) -> None:
+    lake.queue.send_message(body)
+    with caplog.at_level(logging.ERROR):
+        result = lake.drain()
+    assert (result.processed, result.failures) == (1, 0)
+    poisoned = list(lake.poison_queue.receive_messages())
+    assert [m.content for m in poisoned] == [body]
+    assert any("poison" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+def test_leased_source_is_retried_later_not_dropped(lake: Lake) -> None:
+    lake.upload("raw", "busy.csv", b"data")
+    body = request_for(lake, "raw", "busy.csv")
+    other = BlobLeaseClient(lake.source.get_blob_client("raw", "busy.csv"))
+    other.acquire(lease_duration=-1)
+    with pytest.raises(SourceLeased):
+        handle_message(body, lake.settings)
+    other.release()
+    assert handle_message(body, lake.settings) is Outcome.BACKED_UP
+
+
+@pytest.mark.parametrize("lease", ["true", "false"])
+def test_copy_failure_raises_and_releases_the_lease(lake: Lake, monkeypatch: pytest.MonkeyPatch, lease: str) -> None:
+    """A copy the service refuses must raise (the host retries, then poisons); lease mode leaves no lease behind."""
+    monkeypatch.setenv("USING_BLOB_LEASE", lease)
+    real_url = copiers.signed_source_url
+    leases_seen: list[str] = []
+
+    def forged_signature(*args, **kwargs):  # type: ignore[no-untyped-def]
+        leases_seen.append(lake.source.get_blob_client("raw", "a.csv").get_blob_properties().lease.state)
+        url = real_url(*args, **kwargs)
+        return url.replace("sig=", "sig=AAAA")
+
+    monkeypatch.setattr(copiers, "signed_source_url", forged_signature)
+    lake.upload("raw", "a.csv", b"data")
+    call_http(PRODUCER, params={"container": "raw"})
+    result = lake.drain(max_dequeue_count=3)
+    assert (result.failures, result.poisoned, result.processed) == (3, 1, 0)
+    assert all(e.startswith("CopyFailed") for e in result.errors), result.errors
+    assert set(leases_seen) == ({"leased"} if lease == "true" else {"available"})
+    assert lake.source.get_blob_client("raw", "a.csv").get_blob_properties().lease.state == "available"
+    assert lake.backup_names("raw") == []
+    poisoned = json.loads(next(iter(lake.poison_queue.receive_messages())).content)
+    assert poisoned["blob_name"] == "a.csv"
+
+
+def test_lease_mode_releases_the_lease_after_success(lake: Lake) -> None:
+    lake.upload("raw", "a.csv", b"data")
+    assert handle_message(request_for(lake, "raw", "a.csv"), lake.settings) is Outcome.BACKED_UP
+    assert lake.source.get_blob_client("raw", "a.csv").get_blob_properties().lease.state == "available"
+
+
+def test_large_blobs_use_an_asynchronous_copy_that_is_polled(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(copiers, "SYNC_COPY_MAX_BYTES", 1024)
+    lake.upload("raw", "big.bin", bytes(range(256)) * 64)
+    call_http(PRODUCER, params={"container": "raw"})
+    assert lake.drain().processed == 1
+    assert_backed_up(lake, "raw", "big.bin")
+    props = lake.backup.get_blob_client("rawbak", lake.backup_names("raw")[0]).get_blob_properties()
+    assert props.copy.status == "success"
+
+
+def test_copy_from_base_refuses_a_version_that_changed(lake: Lake) -> None:
+    """Without a snapshot the copy carries the source ETag condition: a rewritten blob is never stored under the old name."""
+    lake.upload("raw", "a.csv", b"v1")
+    props = lake.source.get_blob_client("raw", "a.csv").get_blob_properties()
+    lake.upload("raw", "a.csv", b"v2")
+    lake.backup.create_container("rawbak")
+    backup = lake.backup.get_blob_client("rawbak", backup_blob_name("a.csv", props.last_modified, props.etag))
+    job = CopyJob(source_service=lake.source, container="raw", blob_name="a.csv", etag=props.etag.strip('"'),
+                  size=props.size, snapshot=None, backup=backup, metadata={}, lease_held=False)
+    with pytest.raises(SourceSuperseded):
+        BlobCopier().copy(job, Deadline.after(30))
+    assert not backup.exists()
+
+
+def test_the_copy_source_sas_is_read_only_scoped_and_short_lived(lake: Lake) -> None:
+    from shared_code.sas import signed_source_url
+    lake.upload("raw", "a.csv", b"v1")
+    url = signed_source_url(lake.source, "raw", "a.csv", None, valid_for=timedelta(minutes=10))
+    query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
+    assert query["sp"] == "r" and query["sr"] == "b"
+    assert "/raw/a.csv?" in url

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test deps clean
+.PHONY: test deps clean demo
 
 test: deps
 	$(PY) -m pytest
@@ -24,3 +24,7 @@ node_modules/.installed: package.json package-lock.json
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
+
+.PHONY: demo
+demo: deps
+	$(PY) -m shared_code.local.demo

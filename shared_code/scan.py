@@ -141,6 +141,7 @@ class _Scan:
 def produce(settings: Settings, container: str, prefix: str | None = None) -> ScanReport:
     """Snapshot new and changed blobs of one container and request their backups."""
     validate_container_name(container)
+    backup_container_name(container, settings.backup_container_suffix)  # refuse now, not in the worker
     if prefix:
         validate_prefix(prefix)
     report = ScanReport()

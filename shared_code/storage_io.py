@@ -121,20 +121,25 @@ def take_snapshot(blob: BlobClient, etag: str, last_modified: datetime) -> Snaps
     raise BlobKeepsChanging(f"blob {blob.blob_name!r} changed during each of {SNAPSHOT_ATTEMPTS} snapshot attempts")
 
 
+def send_creating_queue(queue: QueueClient, content: str | bytes, lock: threading.Lock | None = None) -> None:
+    """Send one message, creating the queue the first time it is missing (a new deployment)."""
+    try:
+        queue.send_message(content)
+    except ResourceNotFoundError:
+        with lock or contextlib.nullcontext():
+            try:
+                queue.create_queue()
+            except ResourceExistsError:
+                pass
+        queue.send_message(content)
+
+
 class RequestSender:
-    """Puts backup requests on the queue, creating the queue the first time it is missing."""
+    """Puts backup requests on the request queue."""
 
     def __init__(self, queue: QueueClient) -> None:
         self._queue = queue
-        self._created = threading.Lock()
+        self._create_lock = threading.Lock()
 
     def send(self, request: BackupRequest) -> None:
-        try:
-            self._queue.send_message(request.to_json())
-        except ResourceNotFoundError:
-            with self._created:
-                try:
-                    self._queue.create_queue()
-                except ResourceExistsError:
-                    pass
-            self._queue.send_message(request.to_json())
+        send_creating_queue(self._queue, request.to_json(), self._create_lock)

@@ -9,7 +9,7 @@ poison queue at once, with the reason in the log.
 """
 from __future__ import annotations
 
-import base64
+import contextlib
 import os
 import functools
 import logging
@@ -27,7 +27,7 @@ from .leases import held_lease
 from .messages import BackupRequest, parse_request
 from .naming import backup_container_name, checked_backup_blob_name, encode_metadata_value, normalize_etag
 from .settings import Settings, load_settings
-from .storage_io import storage_errors
+from .storage_io import send_creating_queue, storage_errors
 
 log = logging.getLogger(__name__)
 
@@ -174,11 +174,9 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
         source_service=source, container=request.container, blob_name=request.blob_name, etag=request.etag,
         size=properties.size, snapshot=snapshot, backup=backup, metadata=metadata, lease_held=settings.use_blob_lease,
     )
+    lease = held_lease(base, request.etag) if settings.use_blob_lease else contextlib.nullcontext()
     try:
-        if settings.use_blob_lease:
-            with held_lease(base, request.etag):
-                _copy(copier_for(settings), job, backup_service, deadline)
-        else:
+        with lease:
             _copy(copier_for(settings), job, backup_service, deadline)
     except SourceSuperseded as exc:
         log.info("superseded: %s", exc)
@@ -191,15 +189,7 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
 def poison(settings: Settings, body: bytes, reason: str) -> None:
     """Move a message that can never succeed to `<queue>-poison`, byte for byte."""
     log.error("poison message moved to %s: %s", settings.poison_queue_name, reason)
-    client = queue_client(settings.queue, settings.poison_queue_name, binary=True)
-    try:
-        client.send_message(body)
-    except ResourceNotFoundError:
-        try:
-            client.create_queue()
-        except ResourceExistsError:
-            pass
-        client.send_message(body)
+    send_creating_queue(queue_client(settings.queue, settings.poison_queue_name, binary=True), body)
 
 
 def handle_message(body: bytes, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Outcome:

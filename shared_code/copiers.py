@@ -64,6 +64,17 @@ def source_still_current(job: CopyJob) -> bool:
         return False
 
 
+def discard_if_source_moved(job: CopyJob, what: str) -> None:
+    """After a copy that read the base blob: keep the backup only if the version never changed."""
+    if source_still_current(job):
+        return
+    try:
+        job.backup.delete_blob()
+    except ResourceNotFoundError:
+        pass
+    raise SourceSuperseded(f"blob {job.blob_name!r} changed during its {what}; the unverified backup was removed")
+
+
 def wait_for_server_copy(backup: BlobClient, deadline: Deadline, poll_seconds: float | None = None) -> None:
     """Poll an asynchronous server-side copy until it ends; abort it at the deadline."""
     poll_seconds = BLOB_POLL_SECONDS if poll_seconds is None else poll_seconds
@@ -108,21 +119,26 @@ class BlobCopier:
                 job.backup.start_copy_from_url(url, metadata=job.metadata, requires_sync=True, **conditions)
                 return
             job.backup.start_copy_from_url(url, metadata=job.metadata, **conditions)
+            wait_for_server_copy(job.backup, deadline, self.poll_seconds)
         except HttpResponseError as exc:
             if job.snapshot is None and not source_still_current(job):
                 raise SourceSuperseded(f"blob {job.blob_name!r} changed during its copy") from exc
             raise CopyFailed(
                 f"copy of {job.blob_name!r} failed: HTTP {exc.status_code} {exc.error_code or exc.reason}"
             ) from exc
-        wait_for_server_copy(job.backup, deadline, self.poll_seconds)
+        if job.snapshot is None:
+            # The source condition is checked when an asynchronous copy starts, not while it runs.
+            discard_if_source_moved(job, "asynchronous copy")
 
 
 class AdfCopier:
     """The original design: an ADFv2 pipeline run copies the blob.
 
     The pipeline reads the base blob (ADF's Binary dataset cannot address a
-    snapshot), so without a lease the source's ETag is checked again after the
-    run: if it moved, the backup may hold the newer bytes and is deleted.
+    snapshot), so the source's ETag is checked again after every run, with or
+    without a lease (a lease can be lost if its renewal fails): if it moved,
+    the backup may hold the newer bytes and is deleted. ETags never repeat, so
+    an unchanged ETag proves the run read exactly the requested version.
     """
 
     def __init__(self, adf: AdfSettings, credential: TokenCredential, poll_seconds: float | None = None) -> None:
@@ -133,6 +149,10 @@ class AdfCopier:
             adf.subscription_id,
             base_url=adf.management_endpoint,
             credential_scopes=[f"{adf.management_endpoint}/.default"],
+            connection_timeout=10,
+            read_timeout=60,
+            retry_total=3,
+            retry_backoff_max=10,
         )
 
     def parameters(self, job: CopyJob) -> dict[str, str]:
@@ -154,9 +174,7 @@ class AdfCopier:
             raise CopyFailed(f"could not start ADF pipeline {adf.pipeline_name!r}: HTTP {exc.status_code} {exc.reason}") from exc
         log.info("ADF run %s started for %r", run_id, job.blob_name)
         self._wait(run_id, deadline)
-        if not job.lease_held and not source_still_current(job):
-            job.backup.delete_blob()
-            raise SourceSuperseded(f"blob {job.blob_name!r} changed during its ADF copy; the unverified backup was removed")
+        discard_if_source_moved(job, "ADF copy")
         job.backup.set_blob_metadata(job.metadata)
 
     def _wait(self, run_id: str, deadline: Deadline) -> None:

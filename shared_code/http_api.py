@@ -83,13 +83,18 @@ def run_scan(
         log.log(logging.WARNING if status < 500 else logging.ERROR, "%s refused (%s): %s", operation, status, exc)
         return json_response(status, {"status": "error", "operation": operation, "error": str(exc)})
     except ClientAuthenticationError as exc:
-        log.error("%s: storage refused the app's credentials: %s", operation, exc.error_code)
+        log.error("%s: authentication failed: %s", operation, getattr(exc, "error_code", None) or type(exc).__name__)
         return json_response(500, {"status": "error", "operation": operation,
-                                   "error": "storage refused the app's credentials; check its role assignments or keys"})
+                                   "error": "authentication to storage failed; check the app's managed identity, role assignments or keys"})
     except HttpResponseError as exc:
-        log.error("%s failed: HTTP %s %s", operation, exc.status_code, exc.error_code)
+        code = getattr(exc, "error_code", None) or ""
+        log.error("%s failed: HTTP %s %s", operation, exc.status_code, code)
         return json_response(500, {"status": "error", "operation": operation,
-                                   "error": f"storage answered HTTP {exc.status_code} {exc.error_code or ''}".strip()})
+                                   "error": f"storage answered HTTP {exc.status_code} {code}".strip()})
+    except Exception:  # the last line of defence: an answer without a stack trace, the trace in the log
+        log.exception("%s failed unexpectedly", operation)
+        return json_response(500, {"status": "error", "operation": operation,
+                                   "error": "internal error; the function's log has the details"})
     body: dict[str, object] = {"status": "ok" if not report.errors else "incomplete", "operation": operation}
     body.update({name: value for name, value in params.items() if value is not None})
     body.update(report.as_dict())

@@ -12,7 +12,12 @@ import threading
 from typing import Iterator
 
 from azure.core import MatchConditions
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.storage.blob import BlobClient, BlobLeaseClient
 
 from .errors import SourceLeased, SourceSuperseded
@@ -47,8 +52,10 @@ def held_lease(
         while not stop.wait(renew_every):
             try:
                 lease.renew()
-            except HttpResponseError as exc:
-                log.warning("could not renew the lease on %r: %s", blob.blob_name, exc.error_code or exc.status_code)
+            except AzureError as exc:
+                # The copy goes on: every engine re-checks the source version itself,
+                # so a lost lease costs protection against writers, not correctness.
+                log.warning("lost the lease on %r (could not renew: %s)", blob.blob_name, type(exc).__name__)
                 return
 
     renewer = threading.Thread(target=renew, name="lease-renewer", daemon=True)
@@ -60,5 +67,5 @@ def held_lease(
         renewer.join(timeout=30)
         try:
             lease.release()
-        except HttpResponseError as exc:
-            log.warning("could not release the lease on %r (it expires by itself): %s", blob.blob_name, exc.error_code)
+        except AzureError as exc:
+            log.warning("could not release the lease on %r (it expires by itself): %s", blob.blob_name, type(exc).__name__)

@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass, field, fields
 from typing import Iterable, Iterator, Literal
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import ContainerClient
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+from azure.storage.blob import BlobClient
 
 from .clients import blob_service, queue_client
 from .detect import ListedBlob, Verdict, backup_key, judge_listing
@@ -131,7 +131,21 @@ class _Scan:
         self.report.add(snapshots_created=1)
         if self.mode == "reconcile" and self._has_backup(verdict.name, taken.etag, taken.last_modified):
             return
-        self._request(verdict.name, taken.etag, taken.snapshot)
+        try:
+            self._request(verdict.name, taken.etag, taken.snapshot)
+        except AzureError:
+            # A snapshot whose request was never sent would make the blob look
+            # protected to the next producer run: remove it so that run re-detects it.
+            self._forget_snapshot(blob, taken.snapshot)
+            raise
+
+    def _forget_snapshot(self, blob: BlobClient, snapshot: str) -> None:
+        try:
+            self.source.get_blob_client(blob.blob_name, snapshot=snapshot).delete_blob()
+            self.report.add(snapshots_created=-1)
+        except AzureError as exc:
+            log.error("could not remove snapshot %s of %r after its backup request failed (%s); "
+                      "reconciliation will request its backup", snapshot, blob.blob_name, type(exc).__name__)
 
     def _request(self, name: str, etag: str, snapshot: str | None) -> None:
         self.sender.send(BackupRequest(container=self.container, blob_name=name, etag=etag, snapshot=snapshot))

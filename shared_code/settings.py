@@ -7,8 +7,11 @@ naming it, never as a `KeyError` deep inside a copy.
 """
 from __future__ import annotations
 
+import functools
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Mapping
 
 from .errors import SettingsError
@@ -20,6 +23,9 @@ DEFAULT_WRITE_CONCURRENCY = 16
 DEFAULT_ADF_ENDPOINT = "https://management.azure.com"
 ADF_SETTINGS = ("par_subscription_id", "par_resource_group_name", "par_adfv2_name", "par_adfv2_pipeline_name")
 
+HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"
+COPY_TIMEOUT_MARGIN_SECONDS = 120  # lookups, lease release and metadata after the copy wait
+_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})$")
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 _QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?!.*--)[a-z0-9-]*[a-z0-9]$")
 _SUFFIX = re.compile(r"^[a-z0-9-]{0,20}$")
@@ -80,6 +86,17 @@ class Settings:
         return self.max_copy_minutes * 60.0
 
 
+def shown(value: str) -> str:
+    """A setting's value as it may appear in an error: never something that could be a secret.
+
+    People paste connection strings into the wrong setting; a value that looks
+    like one (or is long) is described, not echoed.
+    """
+    if len(value) > 40 or any(marker in value for marker in (";", "=", "sig", "Key", "key")):
+        return f"<a {len(value)}-character value, not shown>"
+    return repr(value)
+
+
 def parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     """Strict boolean: a typo like `ture` is an error, not a silent False."""
     raw = _get(env, name)
@@ -90,7 +107,7 @@ def parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
         return True
     if value in _FALSE:
         return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    raise SettingsError(f"{name} must be true or false, got {shown(raw)}")
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -109,9 +126,9 @@ def _positive_number(env: Mapping[str, str], name: str, default: float, *, integ
         value = int(raw) if integer else float(raw)
     except ValueError:
         kind = "a whole number" if integer else "a number"
-        raise SettingsError(f"{name} must be {kind} greater than 0, got {raw!r}") from None
+        raise SettingsError(f"{name} must be {kind} greater than 0, got {shown(raw)}") from None
     if not value > 0 or value != value:
-        raise SettingsError(f"{name} must be greater than 0, got {raw!r}")
+        raise SettingsError(f"{name} must be greater than 0, got {shown(raw)}")
     return value
 
 
@@ -123,7 +140,7 @@ def _account(env: Mapping[str, str], conn_setting: str, name_setting: str) -> St
     if name is None:
         raise SettingsError(f"set {conn_setting} or {name_setting}: the storage account is not configured")
     if not _ACCOUNT_NAME.match(name):
-        raise SettingsError(f"{name_setting} must be a storage account name (3-24 lowercase letters and digits), got {name!r}")
+        raise SettingsError(f"{name_setting} must be a storage account name (3-24 lowercase letters and digits), got {shown(name)}")
     return StorageTarget(setting=name_setting, account_name=name)
 
 
@@ -135,7 +152,7 @@ def _queue_account(env: Mapping[str, str]) -> StorageTarget:
     if name is not None:
         if not _ACCOUNT_NAME.match(name):
             raise SettingsError(
-                f"par_storage_account_name_queue must be a storage account name (3-24 lowercase letters and digits), got {name!r}"
+                f"par_storage_account_name_queue must be a storage account name (3-24 lowercase letters and digits), got {shown(name)}"
             )
         return StorageTarget(
             setting="par_storage_account_name_queue",
@@ -156,10 +173,10 @@ def _adf(env: Mapping[str, str]) -> AdfSettings | None:
         return None
     missing = [name for name, value in values.items() if value is None]
     if missing:
-        return None
+        raise SettingsError(f"the ADF settings are incomplete: set {', '.join(missing)} too, or none of the four")
     endpoint = (_get(env, "ADF_MANAGEMENT_ENDPOINT") or DEFAULT_ADF_ENDPOINT).rstrip("/")
     if not endpoint.startswith("https://"):
-        raise SettingsError(f"ADF_MANAGEMENT_ENDPOINT must be an https:// URL, got {endpoint!r}")
+        raise SettingsError(f"ADF_MANAGEMENT_ENDPOINT must be an https:// URL, got {shown(endpoint)}")
     return AdfSettings(
         subscription_id=values["par_subscription_id"],  # type: ignore[arg-type]
         resource_group=values["par_resource_group_name"],  # type: ignore[arg-type]
@@ -175,36 +192,87 @@ def _copy_engine(env: Mapping[str, str], adf: AdfSettings | None) -> CopyEngine:
         return "adf" if adf is not None else "blob"
     engine = raw.lower()
     if engine not in ("adf", "blob"):
-        raise SettingsError(f"BACKUP_COPY_ENGINE must be 'adf' or 'blob', got {raw!r}")
+        raise SettingsError(f"BACKUP_COPY_ENGINE must be 'adf' or 'blob', got {shown(raw)}")
     if engine == "adf" and adf is None:
-        missing = [name for name in ADF_SETTINGS if _get(env, name) is None]
-        raise SettingsError(f"BACKUP_COPY_ENGINE=adf needs {', '.join(missing)}")
+        raise SettingsError(f"BACKUP_COPY_ENGINE=adf needs {', '.join(ADF_SETTINGS)}")
     return engine  # type: ignore[return-value]
 
 
-def load_settings(env: Mapping[str, str]) -> Settings:
+@functools.lru_cache(maxsize=4)
+def function_timeout_seconds(host_json: Path) -> float | None:
+    """`functionTimeout` from host.json in seconds; None when absent or unlimited ("-1")."""
+    try:
+        raw = json.loads(host_json.read_text(encoding="utf-8")).get("functionTimeout")
+    except (OSError, ValueError):
+        return None
+    match = _TIMESPAN.match(str(raw or ""))
+    if not match:
+        return None
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def _check_copy_time_fits(max_copy_minutes: float, host_json: Path | None) -> None:
+    """A copy wait longer than the function may run would be cut off mid-copy, every time."""
+    timeout = function_timeout_seconds(host_json) if host_json else None
+    if timeout is not None and max_copy_minutes * 60 + COPY_TIMEOUT_MARGIN_SECONDS > timeout:
+        raise SettingsError(
+            f"MAX_LEASE_COPY_TIME_MINUTES={max_copy_minutes:g} does not fit host.json functionTimeout "
+            f"({timeout / 60:g} min) with a {COPY_TIMEOUT_MARGIN_SECONDS} s margin: lower it, or raise functionTimeout"
+        )
+
+
+def _connection_account(connection_string: str | None) -> str | None:
+    if not connection_string:
+        return None
+    parts = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+    if parts.get("UseDevelopmentStorage", "").lower() == "true":
+        return "devstoreaccount1"
+    return parts.get("AccountName")
+
+
+def _check_queue_is_the_triggers(env: Mapping[str, str], queue: StorageTarget) -> None:
+    """The queue trigger listens on AzureWebJobsStorage's account (function.json): requests sent
+    to another account would never be processed."""
+    trigger = _connection_account(_get(env, "AzureWebJobsStorage")) or _get(env, "AzureWebJobsStorage__accountName")
+    target = queue.account_name or _connection_account(queue.connection_string)
+    if trigger and target and trigger != target:
+        raise SettingsError(
+            f"{queue.setting} points at storage account {target!r}, but the queue trigger listens on "
+            f"AzureWebJobsStorage's account {trigger!r}: backup requests would never be processed; "
+            "use the same account for both"
+        )
+
+
+def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) -> Settings:
     """Build and validate the settings from the app settings (environment)."""
     queue_name = _get(env, "par_queue_name") or DEFAULT_QUEUE_NAME
     if not _QUEUE_NAME.match(queue_name):
         raise SettingsError(
-            f"par_queue_name must be a queue name (3-63 lowercase letters, digits and single hyphens), got {queue_name!r}"
+            f"par_queue_name must be a queue name (3-63 lowercase letters, digits and single hyphens), got {shown(queue_name)}"
         )
     suffix = _get(env, "BACKUP_CONTAINER_SUFFIX")
     suffix = DEFAULT_BACKUP_SUFFIX if suffix is None else suffix
     if not _SUFFIX.match(suffix) or "--" in suffix:
         raise SettingsError(
-            f"BACKUP_CONTAINER_SUFFIX must be at most 20 lowercase letters, digits or single hyphens, got {suffix!r}"
+            f"BACKUP_CONTAINER_SUFFIX must be at most 20 lowercase letters, digits or single hyphens, got {shown(suffix)}"
         )
+    source = _account(env, "SOURCE_STORAGE_CONNECTION_STRING", "par_storage_account_name_source")
+    backup = _account(env, "BACKUP_STORAGE_CONNECTION_STRING", "par_storage_account_name_backup")
     adf = _adf(env)
+    queue = _queue_account(env)
+    _check_queue_is_the_triggers(env, queue)
+    max_copy_minutes = _positive_number(env, "MAX_LEASE_COPY_TIME_MINUTES", DEFAULT_MAX_COPY_MINUTES)
+    _check_copy_time_fits(max_copy_minutes, host_json)
     return Settings(
-        source=_account(env, "SOURCE_STORAGE_CONNECTION_STRING", "par_storage_account_name_source"),
-        backup=_account(env, "BACKUP_STORAGE_CONNECTION_STRING", "par_storage_account_name_backup"),
-        queue=_queue_account(env),
+        source=source,
+        backup=backup,
+        queue=queue,
         queue_name=queue_name,
         copy_engine=_copy_engine(env, adf),
         adf=adf,
         use_blob_lease=parse_bool(env, "USING_BLOB_LEASE", True),
-        max_copy_minutes=_positive_number(env, "MAX_LEASE_COPY_TIME_MINUTES", DEFAULT_MAX_COPY_MINUTES),
+        max_copy_minutes=max_copy_minutes,
         backup_container_suffix=suffix,
         write_concurrency=int(_positive_number(env, "SCAN_WRITE_CONCURRENCY", DEFAULT_WRITE_CONCURRENCY, integer=True)),
     )

@@ -99,17 +99,24 @@ def test_a_run_that_never_finishes_is_cancelled_at_the_deadline(adf_lake, monkey
     assert lake.backup_names("raw") == []
 
 
-def test_without_lease_a_blob_rewritten_during_the_run_leaves_no_wrong_backup(adf_lake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """ADF copies the base blob: if it changed mid-run, the backup may hold the new bytes under the old name."""
+@pytest.mark.parametrize("lease", ["false", "lost"])
+def test_a_blob_rewritten_during_the_run_leaves_no_wrong_backup(adf_lake, monkeypatch: pytest.MonkeyPatch, lease: str) -> None:  # type: ignore[no-untyped-def]
+    """ADF copies the base blob: if it changed mid-run (no lease, or a lease lost because its renewal
+    failed), the backup may hold the new bytes under the old name. Regression: with lease mode on,
+    the ETag was not re-checked."""
+    from azure.storage.blob import BlobLeaseClient
     lake, adf, _ = adf_lake
-    monkeypatch.setenv("USING_BLOB_LEASE", "false")
+    monkeypatch.setenv("USING_BLOB_LEASE", "false" if lease == "false" else "true")
     lake.upload("raw", "hot.csv", b"v1")
     call_http(PRODUCER, params={"container": "raw"})
     body = lake.messages()[0]
     real_wait = copiers.AdfCopier._wait
 
     def rewrite_then_wait(self, run_id, deadline):  # type: ignore[no-untyped-def]
-        lake.upload("raw", "hot.csv", b"v2 written during the copy")
+        blob = lake.source.get_blob_client("raw", "hot.csv")
+        if lease == "lost":
+            BlobLeaseClient(blob).break_lease(lease_break_period=0)
+        blob.upload_blob(b"v2 written during the copy", overwrite=True)
         real_wait(self, run_id, deadline)
 
     monkeypatch.setattr(copiers.AdfCopier, "_wait", rewrite_then_wait)

@@ -53,3 +53,13 @@ def test_missing_setting_is_named_in_a_500(lake: Lake, monkeypatch: pytest.Monke
     monkeypatch.delenv("BACKUP_STORAGE_CONNECTION_STRING")
     status, payload = call_http(RECONCILIATION)
     assert status == 500 and "par_storage_account_name_backup" in payload["error"]
+
+
+@pytest.mark.parametrize("key", ["V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXk=", "not-base64!"])
+def test_rejected_credentials_are_a_json_500_without_the_key(lake: Lake, monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    """Regression: an authentication error without an error code crashed the handler (no JSON body)."""
+    real = lake.azurite.accounts["source"]
+    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING", lake.azurite.connection_string("source").replace(real, key))
+    status, payload = call_http(PRODUCER, params={"container": "raw"})
+    assert status == 500 and payload["status"] == "error"
+    assert key not in payload["error"] and real not in payload["error"]

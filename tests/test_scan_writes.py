@@ -108,3 +108,18 @@ def test_no_secret_reaches_the_logs_of_a_full_run(lake: Lake, caplog: pytest.Log
     for key in lake.azurite.accounts.values():
         assert key not in text and key[:20] not in text
     assert "sig=" not in text and "AccountKey" not in text
+
+
+def test_a_failed_request_send_removes_its_snapshot_so_the_next_run_redetects(lake: Lake,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a snapshot whose request was never sent made the blob look protected forever."""
+    from shared_code.local.azurite import free_port
+    lake.upload("raw", "a.csv", b"a")
+    good = lake.azurite.connection_string("source")
+    monkeypatch.setenv("QUEUE_STORAGE_CONNECTION_STRING", good.replace(str(lake.azurite.queue_port), str(free_port())))
+    status, body = call_http(PRODUCER, params={"container": "raw"})
+    assert status == 503, body
+    assert lake.snapshots("raw", "a.csv") == []
+    monkeypatch.setenv("QUEUE_STORAGE_CONNECTION_STRING", good)
+    status, body = call_http(PRODUCER, params={"container": "raw"})
+    assert (status, body["snapshots_created"], body["backup_requests"]) == (200, 1, 1)

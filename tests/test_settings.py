@@ -74,3 +74,39 @@ def test_settings_repr_never_shows_secrets() -> None:
     s = load_settings({**BASE, "SOURCE_STORAGE_CONNECTION_STRING": "AccountKey=SECRETKEY==",
                        "par_storage_account_key_queue": "QUEUESECRET=="})
     assert "SECRETKEY" not in repr(s) and "QUEUESECRET" not in repr(s)
+
+
+def test_partial_adf_settings_are_an_error_naming_the_missing_ones() -> None:
+    partial = {k: v for k, v in ADF.items() if k != "par_adfv2_name"}
+    with pytest.raises(SettingsError, match="par_adfv2_name"):
+        load_settings({**BASE, **partial})
+
+
+def test_copy_wait_must_fit_the_function_timeout(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    host = tmp_path / "host.json"
+    host.write_text('{"version": "2.0", "functionTimeout": "00:10:00"}')
+    assert load_settings({**BASE, "MAX_LEASE_COPY_TIME_MINUTES": "8"}, host_json=host).max_copy_minutes == 8
+    with pytest.raises(SettingsError, match="MAX_LEASE_COPY_TIME_MINUTES=10 does not fit host.json functionTimeout"):
+        load_settings(BASE, host_json=host)
+
+
+def test_the_shipped_host_json_fits_the_default_copy_wait() -> None:
+    assert load_settings(BASE).max_copy_minutes == 10
+    with pytest.raises(SettingsError, match="functionTimeout"):
+        load_settings({**BASE, "MAX_LEASE_COPY_TIME_MINUTES": "30"})
+
+
+def test_requests_must_go_to_the_account_the_trigger_listens_on() -> None:
+    env = {**BASE, "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=funcaccount;AccountKey=abc=="}
+    with pytest.raises(SettingsError, match="'queueaccount'.*'funcaccount'"):
+        load_settings(env)
+    assert load_settings({**env, "par_storage_account_name_queue": "funcaccount"}).queue.account_name == "funcaccount"
+
+
+@pytest.mark.parametrize("setting", ["par_storage_account_name_source", "par_queue_name", "USING_BLOB_LEASE",
+                                     "MAX_LEASE_COPY_TIME_MINUTES", "BACKUP_COPY_ENGINE", "ADF_MANAGEMENT_ENDPOINT"])
+def test_a_connection_string_pasted_into_the_wrong_setting_is_not_echoed(setting: str) -> None:
+    secret = "DefaultEndpointsProtocol=https;AccountName=x;AccountKey=TOPSECRETKEY0123456789=="
+    with pytest.raises(SettingsError) as caught:
+        load_settings({**BASE, **ADF, setting: secret})
+    assert "TOPSECRET" not in str(caught.value) and setting in str(caught.value)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from urllib.parse import unquote
 
 import pytest
 from azure.storage.blob import BlobLeaseClient
@@ -158,3 +159,29 @@ def test_the_copy_source_sas_is_read_only_scoped_and_short_lived(lake: Lake) -> 
     query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
     assert query["sp"] == "r" and query["sr"] == "b"
     assert "/raw/a.csv?" in url
+    expiry = datetime.strptime(unquote(query["se"]), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert timedelta(minutes=10) < expiry - datetime.now(timezone.utc) <= timedelta(minutes=16)
+    snap = lake.source.get_blob_client("raw", "a.csv").create_snapshot()["snapshot"]
+    snap_url = signed_source_url(lake.source, "raw", "a.csv", snap, valid_for=timedelta(minutes=10))
+    assert "sr=bs" in snap_url and f"snapshot={snap}" in unquote(snap_url)
+
+
+def test_the_lease_is_renewed_while_the_copy_runs(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    from shared_code.leases import held_lease
+    renewals: list[str] = []
+    real_renew = BlobLeaseClient.renew
+
+    def counting_renew(self, **kwargs):  # type: ignore[no-untyped-def]
+        renewals.append(self.id)
+        return real_renew(self, **kwargs)
+
+    monkeypatch.setattr(BlobLeaseClient, "renew", counting_renew)
+    lake.upload("raw", "a.csv", b"v1")
+    blob = lake.source.get_blob_client("raw", "a.csv")
+    with held_lease(blob, blob.get_blob_properties().etag.strip('"'), lease_seconds=15, renew_every=0.2) as lease:
+        lease_id = lease.id
+        time.sleep(1.0)
+        assert blob.get_blob_properties().lease.state == "leased"
+    assert len(renewals) >= 3 and set(renewals) == {lease_id}
+    assert blob.get_blob_properties().lease.state == "available"

@@ -78,7 +78,6 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 _LOGGER = logging.getLogger(__name__)
 
 # serve_forever's default 0.5 s poll would make every stop() take half a second.
-_POLL_INTERVAL = 0.05
 
 API_VERSION = "2018-06-01"
 # Must match adf/pipeline/BlobBackupCopyPipeline.json (tests/test_adf_definition.py checks it).
@@ -97,6 +96,8 @@ _FACTORY_PREFIX = re.compile(
     r"/providers/microsoft\.datafactory/factories/(?P<factory>[^/]+)(?P<rest>/.*)?$",
     re.IGNORECASE,
 )
+
+from tests.doubles.serving import serve_in_thread, stop_serving
 _CREATE_RUN = re.compile(r"^/pipelines/(?P<pipeline>[^/]+)/createrun/?$", re.IGNORECASE)
 _PIPELINE = re.compile(r"^/pipelines/(?P<pipeline>[^/]+)(?:/.*)?$", re.IGNORECASE)
 _RUN = re.compile(r"^/pipelineruns/(?P<run>[^/]+)/?$", re.IGNORECASE)
@@ -247,24 +248,14 @@ class FakeAdfService:
         self._server = server
         port = server.server_address[1]
         self.endpoint = f"https://127.0.0.1:{port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL},
-            name=f"fake-adf-{port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(server, f"fake-adf-{port}")
         return self
 
     def stop(self) -> None:
         """Stop serving and delete the certificate files; safe to call twice."""
         server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        stop_serving(server, self._thread)
+        self._thread = None
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None

@@ -48,10 +48,11 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.doubles.serving import serve_in_thread, stop_serving
+
 _LOGGER = logging.getLogger(__name__)
 
 # serve_forever's default 0.5 s poll would make every stop() take half a second.
-_POLL_INTERVAL = 0.05
 
 API_VERSION = "2019-08-01"
 TOKEN_PATH = "/msi/token"
@@ -105,25 +106,14 @@ class FakeManagedIdentityEndpoint:
         self._server = server
         port = server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{port}{TOKEN_PATH}"
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": _POLL_INTERVAL},
-            name=f"fake-msi-{port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._thread = serve_in_thread(server, f"fake-msi-{port}")
         return self
 
     def stop(self) -> None:
         """Stop serving and release the port; safe to call twice."""
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        stop_serving(server, self._thread)
+        self._thread = None
 
     def __enter__(self) -> "FakeManagedIdentityEndpoint":
         return self.start()

@@ -75,6 +75,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
+from tests.doubles.serving import serve_in_thread, stop_serving
+
 _LOGGER = logging.getLogger(__name__)
 
 # serve_forever's default 0.5 s poll would make every stop() take half a second.
@@ -97,7 +99,6 @@ _FACTORY_PREFIX = re.compile(
     re.IGNORECASE,
 )
 
-from tests.doubles.serving import serve_in_thread, stop_serving
 _CREATE_RUN = re.compile(r"^/pipelines/(?P<pipeline>[^/]+)/createrun/?$", re.IGNORECASE)
 _PIPELINE = re.compile(r"^/pipelines/(?P<pipeline>[^/]+)(?:/.*)?$", re.IGNORECASE)
 _RUN = re.compile(r"^/pipelineruns/(?P<run>[^/]+)/?$", re.IGNORECASE)

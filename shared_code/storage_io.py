@@ -7,6 +7,7 @@ for "storage could not be reached".
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -49,6 +50,28 @@ def storage_errors(what: str) -> Iterator[None]:
                 f"storage kept failing while {what} (HTTP {exc.status_code} after retries)"
             ) from exc
         raise
+
+
+def _sha256(blob: BlobClient) -> bytes:
+    digest = hashlib.sha256()
+    for chunk in blob.download_blob().chunks():
+        digest.update(chunk)
+    return digest.digest()
+
+
+def same_content(a: BlobClient, b: BlobClient) -> bool:
+    """Whether two blobs hold the same bytes: Content-MD5 when both have one, else a streamed hash.
+
+    Streaming keeps memory flat whatever the size; it is only used on rare
+    paths (checking a backup nobody vouched for).
+    """
+    pa, pb = a.get_blob_properties(), b.get_blob_properties()
+    if pa.size != pb.size:
+        return False
+    md5a, md5b = pa.content_settings.content_md5, pb.content_settings.content_md5
+    if md5a and md5b:
+        return bytes(md5a) == bytes(md5b)
+    return _sha256(a) == _sha256(b)
 
 
 def quoted(etag: str) -> str:

@@ -27,7 +27,7 @@ from .leases import held_lease
 from .messages import BackupRequest, parse_request
 from .naming import backup_container_name, checked_backup_blob_name, encode_metadata_value, normalize_etag
 from .settings import Settings, load_settings
-from .storage_io import send_creating_queue, storage_errors
+from .storage_io import same_content, send_creating_queue, storage_errors
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,41 @@ def _copy(copier: Copier, job: CopyJob, backup_service: BlobServiceClient, deadl
         copier.copy(job, deadline)
 
 
+def _discard_unverified_backup(request: BackupRequest, settings: Settings) -> None:
+    """Clean up after a try that died between writing a backup and verifying it.
+
+    An ADF run writes the final backup name before the worker re-checks the
+    source; if the worker was killed in between and the blob then changed, that
+    backup may hold newer bytes. The retry lands here (superseded). A backup
+    carrying our `source_etag` stamp was verified; one without it is compared
+    with the request's snapshot and deleted only if the bytes differ, so a
+    correct backup (including ones the original app made) is never removed.
+    """
+    if not request.snapshot:
+        return
+    source = blob_service(settings.source)
+    snapshot = source.get_blob_client(request.container, request.blob_name, snapshot=request.snapshot)
+    try:
+        snap_props = snapshot.get_blob_properties()
+        container_backup = backup_container_name(request.container, settings.backup_container_suffix)
+    except (ResourceNotFoundError, InvalidInput):
+        return
+    if normalize_etag(snap_props.etag) != request.etag:
+        return
+    backup = blob_service(settings.backup).get_blob_client(
+        container_backup, checked_backup_blob_name(request.blob_name, snap_props.last_modified, request.etag))
+    try:
+        if "source_etag" in backup.get_blob_properties().metadata:
+            return
+        if same_content(backup, snapshot):
+            return
+        backup.delete_blob()
+    except ResourceNotFoundError:
+        return
+    log.warning("removed unverified backup %s/%s: its bytes differ from snapshot %s of the version it is named after",
+                container_backup, backup.blob_name, request.snapshot)
+
+
 def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Outcome:
     """Back up the requested version; raise (to retry) unless it is done or superseded."""
     source = blob_service(settings.source)
@@ -152,10 +187,12 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
         properties = base.get_blob_properties()
     except ResourceNotFoundError:
         log.info("superseded: %s/%s no longer exists", request.container, request.blob_name)
+        _discard_unverified_backup(request, settings)
         return Outcome.SUPERSEDED
     if normalize_etag(properties.etag) != request.etag:
         log.info("superseded: %s/%s is now at ETag %s, not %s", request.container, request.blob_name,
                  normalize_etag(properties.etag), request.etag)
+        _discard_unverified_backup(request, settings)
         return Outcome.SUPERSEDED
     try:
         container_backup = backup_container_name(request.container, settings.backup_container_suffix)

@@ -124,3 +124,51 @@ def test_a_blob_rewritten_during_the_run_leaves_no_wrong_backup(adf_lake, monkey
     assert adf.runs[0].status == "Succeeded"
     assert lake.backup_names("raw") == []
     assert json.loads(body)["blob_name"] == "hot.csv"
+
+
+class WorkerKilled(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in the app handles it."""
+
+
+def test_a_worker_killed_before_verifying_leaves_no_wrong_backup_after_the_retry(adf_lake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Regression: killed between the ADF run and its ETag check, with the blob rewritten meanwhile,
+    the wrong bytes stayed under the old version's name and the retry returned 'superseded'."""
+    lake, adf, _ = adf_lake
+    monkeypatch.setenv("USING_BLOB_LEASE", "false")
+    lake.upload("raw", "hot.csv", b"v1")
+    call_http(PRODUCER, params={"container": "raw"})
+    body = lake.messages()[0]
+    real_wait, real_check = copiers.AdfCopier._wait, copiers.discard_if_source_moved
+
+    def rewrite_during_run(self, run_id, deadline):  # type: ignore[no-untyped-def]
+        lake.upload("raw", "hot.csv", b"v2 written during the copy")
+        real_wait(self, run_id, deadline)
+
+    def killed(job, what):  # type: ignore[no-untyped-def]
+        raise WorkerKilled()
+
+    monkeypatch.setattr(copiers.AdfCopier, "_wait", rewrite_during_run)
+    monkeypatch.setattr(copiers, "discard_if_source_moved", killed)
+    with pytest.raises(WorkerKilled):
+        worker.handle_message(body, lake.settings)
+    [left] = lake.backup_names("raw")
+    assert lake.backup.get_blob_client("rawbak", left).download_blob().readall() == b"v2 written during the copy"
+    monkeypatch.setattr(copiers.AdfCopier, "_wait", real_wait)  # the retry runs in a healthy worker
+    monkeypatch.setattr(copiers, "discard_if_source_moved", real_check)
+    assert worker.handle_message(body, lake.settings) is worker.Outcome.SUPERSEDED
+    assert lake.backup_names("raw") == []
+
+
+def test_a_correct_backup_without_provenance_is_kept_when_superseded(lake: Lake) -> None:
+    """Backups made by the original app carry no metadata: the superseded path must not delete a correct one."""
+    from shared_code.messages import BackupRequest
+    lake.upload("raw", "a.csv", b"v1")
+    props = lake.source.get_blob_client("raw", "a.csv").get_blob_properties()
+    snapshot = lake.source.get_blob_client("raw", "a.csv").create_snapshot()["snapshot"]
+    lake.backup.create_container("rawbak")
+    name = backup_blob_name("a.csv", props.last_modified, props.etag)
+    lake.backup.get_blob_client("rawbak", name).upload_blob(b"v1")
+    lake.upload("raw", "a.csv", b"v2")
+    body = BackupRequest("raw", "a.csv", props.etag.strip('"'), snapshot).to_json().encode()
+    assert worker.handle_message(body, lake.settings) is worker.Outcome.SUPERSEDED
+    assert lake.backup.get_blob_client("rawbak", name).download_blob().readall() == b"v1"

@@ -305,6 +305,24 @@ def raw_queue_client(connection_string: str, name: str) -> QueueClient:
     return QueueClient.from_connection_string(connection_string, name)
 
 
+def build_queue_runners(specs: list[FunctionSpec], options: QueueOptions) -> list[QueueTriggerRunner]:
+    """One runner per queue trigger, reading the queue named by its `connection` app setting."""
+    runners = []
+    for spec in (s for s in specs if s.trigger == "queue"):
+        connection = os.environ.get(spec.connection or "")
+        if not connection:
+            raise ValueError(f"{spec.name}: app setting {spec.connection} (the queue trigger's connection) is not set")
+        queue = raw_queue_client(connection, spec.queue_name or "")
+        poison = raw_queue_client(connection, f"{spec.queue_name}-poison")
+        for client in (queue, poison):
+            try:
+                client.create_queue()
+            except ResourceExistsError:
+                pass
+        runners.append(QueueTriggerRunner(spec, queue, poison, options))
+    return runners
+
+
 class LocalFunctionsHost:
     """Every function of the app root: HTTP triggers on `port`, queue triggers polling their queues."""
 
@@ -314,19 +332,7 @@ class LocalFunctionsHost:
         self.options = options or QueueOptions.from_host_json(root / "host.json")
         self.http = FunctionsHttpServer((host, port), {s.name: s for s in specs if s.trigger == "http"})
         self.port = self.http.server_address[1]
-        self.runners: list[QueueTriggerRunner] = []
-        for spec in (s for s in specs if s.trigger == "queue"):
-            connection = os.environ.get(spec.connection or "")
-            if not connection:
-                raise ValueError(f"{spec.name}: app setting {spec.connection} (the queue trigger's connection) is not set")
-            queue = raw_queue_client(connection, spec.queue_name or "")
-            poison = raw_queue_client(connection, f"{spec.queue_name}-poison")
-            for client in (queue, poison):
-                try:
-                    client.create_queue()
-                except ResourceExistsError:
-                    pass
-            self.runners.append(QueueTriggerRunner(spec, queue, poison, self.options))
+        self.runners = build_queue_runners(specs, self.options)
         self._threads: list[threading.Thread] = []
 
     @property

@@ -1,0 +1,6 @@
+"""`python -m shared_code`: the admin CLI (see shared_code/cli.py)."""
+import sys
+
+from shared_code.cli import main
+
+sys.exit(main())

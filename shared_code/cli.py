@@ -1,0 +1,143 @@
+"""`python -m shared_code <command>`: the admin CLI, over the same core and settings as the functions.
+
+Each command builds Settings from the environment (plus `local.settings.json`
+Values, as `func start` does), calls one core function, and prints a table or
+`--json`. Exit codes: 0 ok, 1 failure, 2 bad arguments; errors are one line
+(`--debug` shows the traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .errors import BackupError, InvalidInput
+from .settings import Settings, load_settings
+
+LOCAL_SETTINGS = "local.settings.json"
+
+
+def load_local_settings(path: Path) -> int:
+    """Put `Values` of local.settings.json into the environment (set variables win); returns how many."""
+    if not path.exists():
+        return 0
+    values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    loaded = 0
+    for name, value in values.items():
+        if name not in os.environ and isinstance(value, str):
+            os.environ[name] = value
+            loaded += 1
+    return loaded
+
+
+def _print(args: argparse.Namespace, data: dict[str, Any], table: str) -> None:
+    print(json.dumps(data, indent=2) if args.json else table)
+
+
+def _report_table(data: dict[str, Any]) -> str:
+    keys = ("containers", "scanned", "directories_skipped", "snapshots_created", "backup_requests", "vanished")
+    lines = [f"{key:<20} {data[key]:>10}" for key in keys if key in data]
+    lines += [f"error: {e['container']}{'/' + e['blob'] if 'blob' in e else ''}: {e['error']}" for e in data.get("errors", [])]
+    return "\n".join(lines)
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    from .scan import produce
+    report = produce(settings, args.container, args.prefix).as_dict()
+    _print(args, report, _report_table(report))
+    return 1 if report["errors"] else 0
+
+
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from .scan import reconcile
+    report = reconcile(settings, args.container, args.prefix).as_dict()
+    _print(args, report, _report_table(report))
+    return 1 if report["errors"] else 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from .status import format_status, lake_status
+    status = lake_status(settings, args.container)
+    _print(args, status.as_dict(), format_status(status))
+    return 0
+
+
+def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
+    from .local.functions_host import APP_ROOT, QueueOptions, build_queue_runners, discover_functions
+    [runner] = build_queue_runners(discover_functions(), QueueOptions.from_host_json(APP_ROOT / "host.json"))
+    try:
+        stats = runner.drain(timeout=args.timeout)
+    finally:
+        runner.stop()
+    data = {"processed": stats.succeeded, "failed_tries": stats.failed, "poisoned": stats.poisoned}
+    _print(args, data, f"processed {stats.succeeded} messages ({stats.failed} failed tries, {stats.poisoned} poisoned)")
+    return 1 if stats.poisoned else 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from .local.functions_host import LocalFunctionsHost
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalFunctionsHost(port=args.port, host=args.host) as host:
+        print(f"Functions listening on {host.url}/api/ (Ctrl-C to stop)", flush=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "produce": cmd_produce, "reconcile": cmd_reconcile, "status": cmd_status, "drain": cmd_drain, "serve": cmd_serve,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m shared_code", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--settings", default=LOCAL_SETTINGS, help="local.settings.json to load (default: %(default)s)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("produce", help="snapshot new/changed blobs of a container and queue their backups")
+    p.add_argument("--container", required=True)
+    p.add_argument("--prefix")
+    p = sub.add_parser("reconcile", help="create missing snapshots and queue missing backups")
+    p.add_argument("--container")
+    p.add_argument("--prefix")
+    p = sub.add_parser("status", help="per container: blobs, current snapshots, current backups; queue lengths")
+    p.add_argument("--container")
+    p = sub.add_parser("drain", help="run the queue worker until the queue is empty, then exit")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before giving up (default: %(default)s)")
+    p = sub.add_parser("serve", help="run the functions locally (HTTP on --port, the queue trigger)")
+    p.add_argument("--port", type=int, default=7071)
+    p.add_argument("--host", default="127.0.0.1")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(asctime)s %(message)s",
+                        stream=sys.stderr)
+    if not args.debug:
+        logging.getLogger("azure").setLevel(logging.WARNING)
+    load_local_settings(Path(args.settings))
+    try:
+        settings = load_settings(os.environ)
+        return COMMANDS[args.command](args, settings)
+    except InvalidInput as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (BackupError, ValueError, TimeoutError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,73 @@
+"""What is protected right now: per container, from listings only (no per-blob request)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.queue import QueueClient
+
+from .clients import blob_service, queue_client
+from .detect import backup_key, judge_listing
+from .naming import backup_blob_name, backup_container_name
+from .settings import Settings
+from .storage_io import list_source, present_backup_keys, storage_errors
+
+
+@dataclass
+class ContainerStatus:
+    container: str
+    blobs: int = 0
+    snapshot_current: int = 0
+    backup_current: int = 0
+
+
+@dataclass
+class LakeStatus:
+    containers: list[ContainerStatus]
+    queue_length: int
+    poison_length: int
+
+    @property
+    def fully_protected(self) -> bool:
+        return all(c.blobs == c.snapshot_current == c.backup_current for c in self.containers)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"containers": [asdict(c) for c in self.containers], "queue_length": self.queue_length,
+                "poison_length": self.poison_length, "fully_protected": self.fully_protected}
+
+
+def _length(client: QueueClient) -> int:
+    try:
+        return client.get_queue_properties().approximate_message_count
+    except ResourceNotFoundError:
+        return 0
+
+
+def container_status(settings: Settings, container: str) -> ContainerStatus:
+    status = ContainerStatus(container)
+    keys = present_backup_keys(blob_service(settings.backup).get_container_client(
+        backup_container_name(container, settings.backup_container_suffix)))
+    for verdict in judge_listing(list_source(blob_service(settings.source).get_container_client(container), None)):
+        status.blobs += 1
+        status.snapshot_current += not verdict.needs_snapshot
+        status.backup_current += backup_key(backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)) in keys
+    return status
+
+
+def lake_status(settings: Settings, container: str | None = None) -> LakeStatus:
+    with storage_errors("reading the lake's status"):
+        names = [container] if container else [
+            c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
+        return LakeStatus(
+            containers=[container_status(settings, name) for name in names],
+            queue_length=_length(queue_client(settings.queue, settings.queue_name)),
+            poison_length=_length(queue_client(settings.queue, settings.poison_queue_name)),
+        )
+
+
+def format_status(status: LakeStatus) -> str:
+    lines = [f"{'container':<24} {'blobs':>8} {'snapshot ok':>12} {'backup ok':>10}"]
+    for c in status.containers:
+        lines.append(f"{c.container:<24} {c.blobs:>8} {c.snapshot_current:>12} {c.backup_current:>10}")
+    lines.append(f"queue: {status.queue_length} pending, {status.poison_length} poison")
+    return "\n".join(lines)

@@ -1,0 +1,74 @@
+"""`python -m shared_code`: commands, --json output, one-line errors and exit codes."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared_code.cli import main
+from tests.conftest import Lake
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cli_env(lake: Lake, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Lake:
+    monkeypatch.setenv("AzureWebJobsStorage", lake.azurite.connection_string("source"))
+    monkeypatch.chdir(tmp_path)  # no local.settings.json here: the environment is the only source
+    return lake
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_produce_drain_status_reconcile(cli_env: Lake, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(3):
+        cli_env.upload("raw", f"d/{i}.csv", b"x")
+    code, out, _ = run(capsys, "--json", "produce", "--container", "raw")
+    assert code == 0 and json.loads(out)["backup_requests"] == 3
+    code, out, _ = run(capsys, "--json", "status")
+    status = json.loads(out)
+    assert status["containers"] == [{"container": "raw", "blobs": 3, "snapshot_current": 3, "backup_current": 0}]
+    assert status["queue_length"] == 3 and not status["fully_protected"]
+    code, out, _ = run(capsys, "--json", "drain")
+    assert code == 0 and json.loads(out) == {"processed": 3, "failed_tries": 0, "poisoned": 0}
+    code, out, _ = run(capsys, "status")
+    assert code == 0 and "raw" in out and "0 pending, 0 poison" in out
+    cli_env.upload("raw", "d/new.csv", b"y")
+    code, out, _ = run(capsys, "reconcile")
+    assert code == 0 and "backup_requests" in out and "snapshots_created             1" in out
+
+
+def test_bad_arguments_exit_2_with_one_line(cli_env: Lake, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "produce", "--container", "Bad_Name")
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: container name")
+    with pytest.raises(SystemExit) as exited:
+        main(["produce"])
+    assert exited.value.code == 2
+
+
+def test_failures_exit_1_with_one_line_and_no_traceback(cli_env: Lake, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "produce", "--container", "missing")
+    assert code == 1 and err.count("\n") == 1 and "does not exist" in err and "Traceback" not in err
+
+
+def test_settings_come_from_local_settings_json(lake: Lake, tmp_path: Path) -> None:
+    """As `func start` does; run as a real process so no environment leaks in from the tests."""
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": {
+        "SOURCE_STORAGE_CONNECTION_STRING": lake.azurite.connection_string("source"),
+        "BACKUP_STORAGE_CONNECTION_STRING": lake.azurite.connection_string("backup"),
+        "AzureWebJobsStorage": lake.azurite.connection_string("source"),
+        "par_queue_name": "clitest"}}))
+    lake.upload("raw", "a", b"a")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-m", "shared_code", "--json", "--settings", str(settings), "status"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["containers"][0]["blobs"] == 1

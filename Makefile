@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test deps clean demo
+.PHONY: test deps clean run
 
 test: deps
 	$(PY) -m pytest
@@ -25,6 +25,7 @@ node_modules/.installed: package.json package-lock.json
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
 
-.PHONY: demo
-demo: deps
-	$(PY) -m shared_code.local.demo
+.PHONY: run
+# `make run`: Azurite + the local Functions host + a demo lake, serving until Ctrl-C.
+run: deps
+	$(PY) -m shared_code.local.run $(ARGS)

@@ -9,7 +9,6 @@ reconcile, one of the backup container): no request per unchanged blob.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field, fields
 from typing import Iterable, Iterator, Literal
 
@@ -17,6 +16,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
 from .clients import blob_service, queue_client
+from .counters import LockedCounters
 from .detect import ListedBlob, Verdict, backup_key, judge_listing
 from .errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
 from .messages import BackupRequest
@@ -38,7 +38,7 @@ Mode = Literal["produce", "reconcile"]
 
 
 @dataclass
-class ScanReport:
+class ScanReport(LockedCounters):
     """Counts of one scan; `errors` lists what could not be done (never silently)."""
 
     containers: int = 0
@@ -48,12 +48,6 @@ class ScanReport:
     backup_requests: int = 0
     vanished: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
 
     def error(self, container: str, message: str, blob: str | None = None) -> None:
         entry = {"container": container, "error": message}

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +33,8 @@ import azure.functions as func
 from azure.functions.queue import QueueMessage
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, QueueMessage as StorageQueueMessage
+
+from ..counters import LockedCounters
 
 log = logging.getLogger("shared_code.host")
 
@@ -114,16 +116,10 @@ class QueueOptions:
 
 
 @dataclass
-class QueueStats:
+class QueueStats(LockedCounters):
     succeeded: int = 0
     failed: int = 0
     poisoned: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **counts: int) -> None:
-        with self.lock:
-            for key, value in counts.items():
-                setattr(self, key, getattr(self, key) + value)
 
 
 class QueueTriggerRunner:

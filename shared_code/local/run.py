@@ -1,0 +1,182 @@
+"""`make run` (`python -m shared_code.local.run`): the whole app on this machine, no Azure needed.
+
+1. writes local.settings.json from the example when missing and loads its Values, as `func start` does;
+2. starts Azurite with the two accounts those settings name (data in `.azurite/`), unless one answers;
+3. starts the local Functions host on port 7071;
+4. seeds a small demo lake when the source account is empty, calls the producer over HTTP,
+   lets the queue trigger copy the backups and prints a per-container summary;
+5. serves until Ctrl-C (or, with `--once`, checks that every blob has a current snapshot and a
+   byte-identical backup and exits 0 only then), and stops what it started.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from azure.storage.blob import BlobServiceClient
+
+from ..cli import load_local_settings
+from ..clients import blob_service
+from ..naming import backup_blob_name
+from ..settings import load_settings
+from ..status import format_status, lake_status
+from ..storage_io import same_content
+from .azurite import AzuriteInstance, AzuriteUnavailable, start_azurite
+from .functions_host import APP_ROOT, LocalFunctionsHost
+
+log = logging.getLogger("shared_code.run")
+
+LAKE = {
+    "raw": [f"sales/2024/{m:02d}/part-{p:03d}.csv" for m in range(1, 13) for p in range(20)],
+    "curated": [f"customers/region={r}/data.parquet" for r in ("eu", "us", "apac")]
+    + [f"orders/day={d:02d}/orders.json" for d in range(1, 31)],
+    "archive": ["exports/full dump.tar.gz", "readme", "unicodé/файл.txt", 'odd "quoted" #name%.txt'],
+}
+BIG_BLOB = ("archive", "exports/full dump.tar.gz", 3 * 1024 * 1024)
+DRAIN_TIMEOUT_SECONDS = 300
+
+
+def _parse(connection_string: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.3)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def ensure_azurite(data_dir: Path) -> AzuriteInstance | None:
+    """Start Azurite for the accounts in the settings, unless something already answers on their ports."""
+    accounts: dict[str, str] = {}
+    ports: set[tuple[int, int]] = set()
+    for name in ("SOURCE_STORAGE_CONNECTION_STRING", "BACKUP_STORAGE_CONNECTION_STRING", "AzureWebJobsStorage"):
+        parts = _parse(os.environ.get(name, ""))
+        if "AccountName" in parts and "BlobEndpoint" in parts and "QueueEndpoint" in parts:
+            accounts[parts["AccountName"]] = parts["AccountKey"]
+            ports.add((urlsplit(parts["BlobEndpoint"]).port or 10000, urlsplit(parts["QueueEndpoint"]).port or 10001))
+    if len(ports) != 1:
+        raise SystemExit("error: the settings' connection strings must all point at one local Azurite (same ports)")
+    [(blob_port, queue_port)] = ports
+    if _answers(blob_port) and _answers(queue_port):
+        print(f"Using the Azurite already listening on ports {blob_port}/{queue_port}")
+        return None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    instance = start_azurite(accounts, location=str(data_dir), blob_port=blob_port, queue_port=queue_port,
+                             log_path=str(data_dir / "azurite.log"))
+    print(f"Started Azurite on ports {blob_port}/{queue_port} with accounts {', '.join(accounts)} (data in {data_dir})")
+    return instance
+
+
+def seed(source: BlobServiceClient) -> int:
+    count = 0
+    for container, names in LAKE.items():
+        client = source.create_container(container)
+        for name in names:
+            size = BIG_BLOB[2] if (container, name) == BIG_BLOB[:2] else 0
+            client.upload_blob(name, os.urandom(size) if size else f"{container}/{name}\n".encode() * 8)
+            count += 1
+    return count
+
+
+def call(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def wait_for_queue(host: LocalFunctionsHost, timeout: float) -> None:
+    """Until every queue trigger is idle and its queue empty (invisible retries count as pending)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(r.idle() and r.queue.get_queue_properties().approximate_message_count == 0 for r in host.runners):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"the queue was not drained within {timeout:.0f} s")
+
+
+def byte_identical_backups() -> list[str]:
+    """Every blob whose current version lacks a byte-identical backup (Content-MD5 or streamed hashes)."""
+    settings = load_settings(os.environ)
+    source, backup = blob_service(settings.source), blob_service(settings.backup)
+    missing = []
+    for container in (c.name for c in source.list_containers()):
+        for item in source.get_container_client(container).list_blobs():
+            target = backup.get_blob_client(container + settings.backup_container_suffix,
+                                            backup_blob_name(item.name, item.last_modified, item.etag))
+            if not target.exists() or not same_content(target, source.get_blob_client(container, item.name)):
+                missing.append(f"{container}/{item.name}")
+    return missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__.splitlines()[0])
+    parser.add_argument("--once", action="store_true", help="seed, back up, check, print the summary and exit")
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--settings", type=Path, default=APP_ROOT / "local.settings.json")
+    parser.add_argument("--data", type=Path, default=APP_ROOT / ".azurite")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    if not args.settings.exists():
+        shutil.copyfile(APP_ROOT / "local.settings.json.example", args.settings)
+        print(f"Wrote {args.settings} from local.settings.json.example")
+    load_local_settings(args.settings)
+    try:
+        azurite = ensure_azurite(args.data)
+    except AzuriteUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    host = None
+    try:
+        settings = load_settings(os.environ)
+        host = LocalFunctionsHost(port=args.port).start()
+        api = f"{host.url}/api"
+        source = blob_service(settings.source)
+        if not any(True for _ in source.list_containers()):
+            print(f"Seeded a demo lake: {seed(source)} blobs in {', '.join(LAKE)}")
+            for container in LAKE:
+                body = call(f"{api}/HttpSnapshotIncBackupContainerProducer?container={container}")
+                print(f"producer {container}: scanned {body['scanned']}, snapshots {body['snapshots_created']}, "
+                      f"backup requests {body['backup_requests']}")
+        wait_for_queue(host, DRAIN_TIMEOUT_SECONDS)
+        status = lake_status(settings)
+        print(format_status(status))
+        if args.once:
+            missing = byte_identical_backups()
+            for name in missing[:20]:
+                print(f"not backed up byte-identically: {name}")
+            ok = status.fully_protected and not missing and status.poison_length == 0
+            print("OK: every blob has a current snapshot and a byte-identical backup" if ok else "FAILED")
+            return 0 if ok else 1
+        print(f"\nTry next (Ctrl-C to stop):\n"
+              f"  curl '{api}/HttpSnapshotIncBackupContainerProducer?container=raw'\n"
+              f"  curl -X POST '{api}/HttpSnapshotIncBackupStorageReconciliation' -d '{{}}'\n"
+              f"  .venv/bin/python -m shared_code status", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        return 0
+    finally:
+        if host is not None:
+            host.stop()
+        if azurite is not None:
+            azurite.stop()
+            print("Stopped Azurite")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

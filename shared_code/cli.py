@@ -47,16 +47,38 @@ def _report_table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def tty_progress(stream: Any = None) -> Callable[[str, int], None] | None:
+    """A one-line, self-overwriting progress display, only when a person watches a terminal."""
+    stream = stream or sys.stderr
+    if not stream.isatty():
+        return None
+
+    def show(container: str, scanned: int) -> None:
+        stream.write(f"\r{container}: {scanned:,} blobs judged")
+        stream.flush()
+
+    return show
+
+
+def _end_progress(progress: Callable[[str, int], None] | None) -> None:
+    if progress is not None:
+        sys.stderr.write("\n")
+
+
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     from .scan import produce
-    report = produce(settings, args.container, args.prefix).as_dict()
+    progress = tty_progress()
+    report = produce(settings, args.container, args.prefix, progress).as_dict()
+    _end_progress(progress)
     _print(args, report, _report_table(report))
     return 1 if report["errors"] else 0
 
 
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from .scan import reconcile
-    report = reconcile(settings, args.container, args.prefix).as_dict()
+    progress = tty_progress()
+    report = reconcile(settings, args.container, args.prefix, progress).as_dict()
+    _end_progress(progress)
     _print(args, report, _report_table(report))
     return 1 if report["errors"] else 0
 

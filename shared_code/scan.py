@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, fields
-from typing import Iterable, Iterator, Literal
+from typing import Callable, Iterable, Iterator, Literal
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
@@ -35,6 +35,8 @@ from .storage_io import (
 log = logging.getLogger(__name__)
 
 Mode = Literal["produce", "reconcile"]
+Progress = Callable[[str, int], None]
+PROGRESS_EVERY = 1000
 
 
 @dataclass
@@ -66,7 +68,9 @@ class ScanReport(LockedCounters):
 class _Scan:
     """One container's scan: decisions in the listing thread, writes in the pool."""
 
-    def __init__(self, settings: Settings, container: str, mode: Mode, report: ScanReport) -> None:
+    def __init__(self, settings: Settings, container: str, mode: Mode, report: ScanReport,
+                 progress: Progress | None = None) -> None:
+        self.progress = progress
         self.container = container
         self.mode = mode
         self.report = report
@@ -99,6 +103,8 @@ class _Scan:
             try:
                 for verdict in judge_listing(self._count_directories(list_source(self.source, prefix))):
                     scanned += 1
+                    if self.progress is not None and scanned % PROGRESS_EVERY == 0:
+                        self.progress(self.container, scanned)
                     if verdict.needs_snapshot:
                         pool.submit(self._snapshot_and_request, verdict)
                     elif self.mode == "reconcile" and not self._has_backup(
@@ -110,6 +116,8 @@ class _Scan:
                     raise ContainerNotFound(f"container {self.container!r} does not exist in the source account") from exc
                 raise
         self.report.add(scanned=scanned, containers=1)
+        if self.progress is not None:
+            self.progress(self.container, scanned)
 
     def _snapshot_and_request(self, verdict: Verdict) -> None:
         blob = self.source.get_blob_client(verdict.name)
@@ -146,18 +154,20 @@ class _Scan:
         self.report.add(backup_requests=1)
 
 
-def produce(settings: Settings, container: str, prefix: str | None = None) -> ScanReport:
+def produce(settings: Settings, container: str, prefix: str | None = None,
+            progress: Progress | None = None) -> ScanReport:
     """Snapshot new and changed blobs of one container and request their backups."""
     validate_container_name(container)
     backup_container_name(container, settings.backup_container_suffix)  # refuse now, not in the worker
     if prefix:
         validate_prefix(prefix)
     report = ScanReport()
-    _Scan(settings, container, "produce", report).run(prefix)
+    _Scan(settings, container, "produce", report, progress).run(prefix)
     return report
 
 
-def reconcile(settings: Settings, container: str | None = None, prefix: str | None = None) -> ScanReport:
+def reconcile(settings: Settings, container: str | None = None, prefix: str | None = None,
+              progress: Progress | None = None) -> ScanReport:
     """Create missing snapshots and request missing backups, for one container or all.
 
     Over the whole account, a container that cannot be backed up (its backup
@@ -171,13 +181,13 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
         validate_prefix(prefix)
     if container is not None:
         validate_container_name(container)
-        _Scan(settings, container, "reconcile", report).run(prefix)
+        _Scan(settings, container, "reconcile", report, progress).run(prefix)
         return report
     with storage_errors("listing the source account's containers"):
         names = [c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
     for name in names:
         try:
-            _Scan(settings, name, "reconcile", report).run(None)
+            _Scan(settings, name, "reconcile", report, progress).run(None)
         except ContainerNotFound:
             log.info("container %r was deleted during reconciliation; skipped", name)
         except StorageUnavailable:

@@ -1,6 +1,7 @@
 """`python -m shared_code`: commands, --json output, one-line errors and exit codes."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -72,3 +73,23 @@ def test_settings_come_from_local_settings_json(lake: Lake, tmp_path: Path) -> N
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["containers"][0]["blobs"] == 1
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_long_scans_show_progress_only_on_a_terminal(cli_env: Lake, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from shared_code import scan
+    monkeypatch.setattr(scan, "PROGRESS_EVERY", 2)
+    for i in range(5):
+        cli_env.upload("raw", f"{i}", b"x")
+    terminal, captured = FakeTerminal(), sys.stderr
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["produce", "--container", "raw"]) == 0
+    assert terminal.getvalue().split("\r")[1:] == ["raw: 2 blobs judged", "raw: 4 blobs judged", "raw: 5 blobs judged\n"]
+    monkeypatch.setattr(sys, "stderr", captured)
+    assert main(["reconcile"]) == 0
+    assert "blobs judged" not in capsys.readouterr().err

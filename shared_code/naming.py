@@ -120,9 +120,9 @@ def encode_metadata_value(value: str) -> str:
     escaped too, because HTTP trims them from header values.
     """
     encoded = quote(value, safe=_METADATA_SAFE)
-    stripped = encoded.strip(" ")
-    if stripped == encoded:
-        return encoded
-    start = len(encoded) - len(encoded.lstrip(" "))
-    end = len(encoded.rstrip(" "))
-    return "%20" * start + encoded[start:end] + "%20" * (len(encoded) - end)
+    core = encoded.strip(" ")
+    if not core:
+        return "%20" * len(encoded)
+    leading = len(encoded) - len(encoded.lstrip(" "))
+    trailing = len(encoded) - len(encoded.rstrip(" "))
+    return "%20" * leading + core + "%20" * trailing

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 from shared_code.errors import InvalidInput, InvalidMessage
 from shared_code.naming import (
@@ -77,6 +77,8 @@ def test_normalize_etag_refuses_non_etags(etag: str) -> None:
 
 
 @given(st.text(min_size=0, max_size=200))
+@example(" ")  # regression: an all-space value was encoded as one space too many
+@example("  lead and trail  ")
 def test_metadata_values_are_ascii_and_reversible(value: str) -> None:
     encoded = encode_metadata_value(value)
     assert encoded.isascii()

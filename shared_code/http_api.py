@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 import azure.functions as func
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
+from .continuation import MAX_TOKEN_CHARS
 from .errors import BackupError, ContainerNotFound, InvalidInput, SettingsError, StorageUnavailable
 from .scan import ScanReport, produce, reconcile
 from .settings import Settings, load_settings
@@ -54,8 +55,9 @@ def request_parameters(req: func.HttpRequest, names: tuple[str, ...]) -> dict[st
             value = body.get(name)  # type: ignore[assignment]
         if value is not None and not isinstance(value, str):
             raise InvalidInput(f"{name} must be a string")
-        if value is not None and len(value) > MAX_PARAMETER_CHARS:
-            raise InvalidInput(f"{name} is {len(value)} characters long; at most {MAX_PARAMETER_CHARS} are allowed")
+        limit = MAX_TOKEN_CHARS if name == "continuation" else MAX_PARAMETER_CHARS
+        if value is not None and len(value) > limit:
+            raise InvalidInput(f"{name} is {len(value)} characters long; at most {limit} are allowed")
         values[name] = value or None
     return values
 
@@ -96,7 +98,7 @@ def run_scan(
         return json_response(500, {"status": "error", "operation": operation,
                                    "error": "internal error; the function's log has the details"})
     body: dict[str, object] = {"status": "ok" if not report.errors else "incomplete", "operation": operation}
-    body.update({name: value for name, value in params.items() if value is not None})
+    body.update({name: value for name, value in params.items() if value is not None and name != "continuation"})
     body.update(report.as_dict())
     body["duration_seconds"] = round(time.monotonic() - started, 3)
     log.info("%s: %s", operation, {k: v for k, v in body.items() if k != "errors"})
@@ -104,19 +106,21 @@ def run_scan(
 
 
 def _produce(settings: Settings, params: dict[str, str | None]) -> ScanReport:
-    container = params["container"]
-    if container is None:
-        raise InvalidInput("container is required: pass ?container=<name> or a JSON body {\"container\": \"<name>\"}")
-    return produce(settings, container, params["prefix"])
+    return produce(settings, params["container"], params["prefix"],
+                   continuation=params["continuation"], budget=settings.time_budget_seconds)
 
 
 def _reconcile(settings: Settings, params: dict[str, str | None]) -> ScanReport:
-    return reconcile(settings, params["container"], params["prefix"])
+    return reconcile(settings, params["container"], params["prefix"],
+                     continuation=params["continuation"], budget=settings.time_budget_seconds)
+
+
+SCAN_PARAMETERS = ("container", "prefix", "continuation")
 
 
 def produce_http(req: func.HttpRequest) -> func.HttpResponse:
-    return run_scan(req, "produce", _produce, ("container", "prefix"))
+    return run_scan(req, "produce", _produce, SCAN_PARAMETERS)
 
 
 def reconcile_http(req: func.HttpRequest) -> func.HttpResponse:
-    return run_scan(req, "reconcile", _reconcile, ("container", "prefix"))
+    return run_scan(req, "reconcile", _reconcile, SCAN_PARAMETERS)

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, fields
-from typing import Callable, Iterable, Iterator, Literal
+from typing import Callable, Literal
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
 from .clients import blob_service, queue_client
 from .counters import LockedCounters
-from .detect import ListedBlob, Verdict, backup_key, judge_listing
+from .clock import Deadline
+from .continuation import ScanToken, decode_token, encode_token
+from .detect import Verdict, backup_key, judge
 from .errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
+from .listing import Position, iterate_groups
 from .messages import BackupRequest
 from .naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
 from .pool import BoundedPool
@@ -26,7 +29,6 @@ from .settings import Settings
 from .storage_io import (
     RequestSender,
     SnapshotTaken,
-    list_source,
     present_backup_keys,
     storage_errors,
     take_snapshot,
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 Mode = Literal["produce", "reconcile"]
 Progress = Callable[[str, int], None]
 PROGRESS_EVERY = 1000
+WRITE_DRAIN_SHARE = 0.1
 
 
 @dataclass
@@ -50,6 +53,12 @@ class ScanReport(LockedCounters):
     backup_requests: int = 0
     vanished: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
+    complete: bool = True
+    continuation: str | None = None
+
+    def suspend(self, continuation: str) -> None:
+        """The scan ran out of time: the caller resumes with `continuation`."""
+        self.complete, self.continuation = False, continuation
 
     def error(self, container: str, message: str, blob: str | None = None) -> None:
         entry = {"container": container, "error": message}
@@ -89,35 +98,42 @@ class _Scan:
         assert self.backups is not None
         return backup_key(backup_blob_name(name, last_modified, etag)) in self.backups  # type: ignore[arg-type]
 
-    def _count_directories(self, entries: Iterable[ListedBlob]) -> Iterator[ListedBlob]:
-        directories = 0
-        for entry in entries:
-            if entry.is_directory and entry.snapshot is None:
-                directories += 1
-            yield entry
-        self.report.add(directories_skipped=directories)
+    def run(self, prefix: str | None, start: Position, deadline: Deadline | None) -> Position | None:
+        """Judge every name after `start`; stop after the name at which `deadline` passed.
 
-    def run(self, prefix: str | None) -> None:
-        scanned = 0
+        Returns where to resume, or None when the container is done. The
+        pool is drained before returning, so every decision up to that
+        position has been acted on.
+        """
+        scanned = directories = 0
+        stopped_at: Position | None = None
         with storage_errors(f"scanning container {self.container!r}"), BoundedPool(self.workers) as pool:
             try:
-                for verdict in judge_listing(self._count_directories(list_source(self.source, prefix))):
-                    scanned += 1
-                    if self.progress is not None and scanned % PROGRESS_EVERY == 0:
-                        self.progress(self.container, scanned)
-                    if verdict.needs_snapshot:
-                        pool.submit(self._snapshot_and_request, verdict)
-                    elif self.mode == "reconcile" and not self._has_backup(
-                        verdict.name, verdict.etag, verdict.last_modified
-                    ):
-                        pool.submit(self._request, verdict.name, verdict.etag, verdict.newest_snapshot)
+                for group, position in iterate_groups(self.source, prefix, start):
+                    verdict = judge(group)
+                    if verdict is None:
+                        directories += any(e.is_directory and e.snapshot is None for e in group)
+                    else:
+                        scanned += 1
+                        if self.progress is not None and scanned % PROGRESS_EVERY == 0:
+                            self.progress(self.container, scanned)
+                        if verdict.needs_snapshot:
+                            pool.submit(self._snapshot_and_request, verdict)
+                        elif self.mode == "reconcile" and not self._has_backup(
+                            verdict.name, verdict.etag, verdict.last_modified
+                        ):
+                            pool.submit(self._request, verdict.name, verdict.etag, verdict.newest_snapshot)
+                    if deadline is not None and deadline.expired():
+                        stopped_at = position
+                        break
             except ResourceNotFoundError as exc:
-                if scanned == 0:
+                if scanned == 0 and start == Position():
                     raise ContainerNotFound(f"container {self.container!r} does not exist in the source account") from exc
                 raise
-        self.report.add(scanned=scanned, containers=1)
+        self.report.add(scanned=scanned, directories_skipped=directories, containers=1)
         if self.progress is not None:
             self.progress(self.container, scanned)
+        return stopped_at
 
     def _snapshot_and_request(self, verdict: Verdict) -> None:
         blob = self.source.get_blob_client(verdict.name)
@@ -154,44 +170,96 @@ class _Scan:
         self.report.add(backup_requests=1)
 
 
-def produce(settings: Settings, container: str, prefix: str | None = None,
-            progress: Progress | None = None) -> ScanReport:
-    """Snapshot new and changed blobs of one container and request their backups."""
+def _listing_deadline(budget: float | None) -> Deadline | None:
+    """Listing stops a little before the budget, leaving time to finish the writes in flight."""
+    return Deadline.after(budget * (1 - WRITE_DRAIN_SHARE)) if budget else None
+
+
+def _open(continuation: str | None, settings: Settings, operation: str) -> ScanToken | None:
+    return decode_token(continuation, settings.continuation_key, operation) if continuation else None
+
+
+def produce(settings: Settings, container: str | None, prefix: str | None = None,
+            progress: Progress | None = None, continuation: str | None = None,
+            budget: float | None = None) -> ScanReport:
+    """Snapshot new and changed blobs of one container and request their backups.
+
+    With a `budget` (seconds) the scan stops in time and the report carries a
+    continuation token; passing it back resumes right after the last name done.
+    """
+    token = _open(continuation, settings, "produce")
+    start = Position()
+    if token is not None:
+        if container not in (None, token.container) or (prefix or None) != token.prefix:
+            raise InvalidInput("continuation token belongs to another container or prefix")
+        container, prefix, start = token.container, token.prefix, token.position
+    if container is None:
+        raise InvalidInput("container is required: pass ?container=<name> or a JSON body {\"container\": \"<name>\"}")
     validate_container_name(container)
     backup_container_name(container, settings.backup_container_suffix)  # refuse now, not in the worker
     if prefix:
         validate_prefix(prefix)
     report = ScanReport()
-    _Scan(settings, container, "produce", report, progress).run(prefix)
+    stopped = _Scan(settings, container, "produce", report, progress).run(prefix, start, _listing_deadline(budget))
+    if stopped is not None:
+        report.suspend(encode_token(ScanToken("produce", container, prefix or None, False, stopped),
+                                    settings.continuation_key))
     return report
 
 
 def reconcile(settings: Settings, container: str | None = None, prefix: str | None = None,
-              progress: Progress | None = None) -> ScanReport:
+              progress: Progress | None = None, continuation: str | None = None,
+              budget: float | None = None) -> ScanReport:
     """Create missing snapshots and request missing backups, for one container or all.
 
     Over the whole account, a container that cannot be backed up (its backup
     container name would be invalid) is reported in `errors` and the others
-    are still reconciled.
+    are still reconciled. With a `budget`, as `produce`.
     """
-    report = ScanReport()
+    token = _open(continuation, settings, "reconcile")
+    start = Position()
+    if token is not None:
+        if token.whole_account != (container is None) or container not in (None, token.container) \
+                or (prefix or None) != token.prefix:
+            raise InvalidInput("continuation token belongs to another container or prefix")
+        prefix, start = token.prefix, token.position
     if prefix:
         if container is None:
             raise InvalidInput("prefix needs a container: reconcile one container's prefix, or the whole account")
         validate_prefix(prefix)
+    report = ScanReport()
+    deadline = _listing_deadline(budget)
     if container is not None:
         validate_container_name(container)
-        _Scan(settings, container, "reconcile", report, progress).run(prefix)
+        stopped = _Scan(settings, container, "reconcile", report, progress).run(prefix, start, deadline)
+        if stopped is not None:
+            report.suspend(encode_token(ScanToken("reconcile", container, prefix or None, False, stopped),
+                                        settings.continuation_key))
         return report
     with storage_errors("listing the source account's containers"):
         names = [c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
+    if token is not None:
+        names = [name for name in names if name >= token.container]
     for name in names:
-        try:
-            _Scan(settings, name, "reconcile", report, progress).run(None)
-        except ContainerNotFound:
-            log.info("container %r was deleted during reconciliation; skipped", name)
-        except StorageUnavailable:
-            raise
-        except BackupError as exc:
-            report.error(name, str(exc))
+        position = start if token is not None and name == token.container else Position()
+        if deadline is not None and deadline.expired():
+            stopped: Position | None = position
+        else:
+            stopped = _reconcile_one(settings, name, report, progress, position, deadline)
+        if stopped is not None:
+            report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped), settings.continuation_key))
+            return report
     return report
+
+
+def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: Progress | None,
+                   start: Position, deadline: Deadline | None) -> Position | None:
+    try:
+        return _Scan(settings, name, "reconcile", report, progress).run(None, start, deadline)
+    except ContainerNotFound:
+        log.info("container %r was deleted during reconciliation; skipped", name)
+    except StorageUnavailable:
+        raise
+    except BackupError as exc:
+        report.error(name, str(exc))
+    return None

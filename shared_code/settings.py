@@ -8,6 +8,7 @@ naming it, never as a `KeyError` deep inside a copy.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ DEFAULT_BACKUP_SUFFIX = "bak"
 DEFAULT_MAX_COPY_MINUTES = 10.0
 DEFAULT_WRITE_CONCURRENCY = 16
 DEFAULT_ADF_ENDPOINT = "https://management.azure.com"
+DEFAULT_TIME_BUDGET_SECONDS = 200.0
+HTTP_HARD_LIMIT_SECONDS = 230.0  # Azure's load balancer ends any HTTP call after this
 ADF_SETTINGS = ("par_subscription_id", "par_resource_group_name", "par_adfv2_name", "par_adfv2_pipeline_name")
 
 HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"
@@ -75,6 +78,8 @@ class Settings:
     max_copy_minutes: float = DEFAULT_MAX_COPY_MINUTES
     backup_container_suffix: str = DEFAULT_BACKUP_SUFFIX
     write_concurrency: int = DEFAULT_WRITE_CONCURRENCY
+    time_budget_seconds: float = DEFAULT_TIME_BUDGET_SECONDS
+    continuation_key: bytes = field(default=b"", repr=False)
 
     @property
     def poison_queue_name(self) -> str:
@@ -244,6 +249,13 @@ def _check_queue_is_the_triggers(env: Mapping[str, str], queue: StorageTarget) -
         )
 
 
+def _continuation_key(env: Mapping[str, str], source: StorageTarget) -> bytes:
+    """The HMAC key of continuation tokens: explicit, or bound to this source account's configuration."""
+    explicit = _get(env, "CONTINUATION_TOKEN_KEY")
+    material = explicit or f"{source.setting}|{source.connection_string or ''}|{source.account_name or ''}"
+    return hashlib.sha256(b"continuation-token|" + material.encode("utf-8")).digest()
+
+
 def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) -> Settings:
     """Build and validate the settings from the app settings (environment)."""
     queue_name = _get(env, "par_queue_name") or DEFAULT_QUEUE_NAME
@@ -264,6 +276,10 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
     _check_queue_is_the_triggers(env, queue)
     max_copy_minutes = _positive_number(env, "MAX_LEASE_COPY_TIME_MINUTES", DEFAULT_MAX_COPY_MINUTES)
     _check_copy_time_fits(max_copy_minutes, host_json)
+    budget = _positive_number(env, "HTTP_TIME_BUDGET_SECONDS", DEFAULT_TIME_BUDGET_SECONDS)
+    if budget > HTTP_HARD_LIMIT_SECONDS - 10:
+        raise SettingsError(f"HTTP_TIME_BUDGET_SECONDS must be at most {HTTP_HARD_LIMIT_SECONDS - 10:g}: "
+                            f"Azure ends HTTP calls after {HTTP_HARD_LIMIT_SECONDS:g} s")
     return Settings(
         source=source,
         backup=backup,
@@ -275,4 +291,6 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         max_copy_minutes=max_copy_minutes,
         backup_container_suffix=suffix,
         write_concurrency=int(_positive_number(env, "SCAN_WRITE_CONCURRENCY", DEFAULT_WRITE_CONCURRENCY, integer=True)),
+        time_budget_seconds=budget,
+        continuation_key=_continuation_key(env, source),
     )

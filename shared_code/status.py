@@ -7,10 +7,11 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
 from .clients import blob_service, queue_client
-from .detect import backup_key, judge_listing
+from .detect import backup_key, judge
+from .listing import iterate_groups
 from .naming import backup_blob_name, backup_container_name
 from .settings import Settings
-from .storage_io import list_source, present_backup_keys, storage_errors
+from .storage_io import present_backup_keys, storage_errors
 
 
 @dataclass
@@ -47,7 +48,10 @@ def container_status(settings: Settings, container: str) -> ContainerStatus:
     status = ContainerStatus(container)
     keys = present_backup_keys(blob_service(settings.backup).get_container_client(
         backup_container_name(container, settings.backup_container_suffix)))
-    for verdict in judge_listing(list_source(blob_service(settings.source).get_container_client(container), None)):
+    for group, _ in iterate_groups(blob_service(settings.source).get_container_client(container), None):
+        verdict = judge(group)
+        if verdict is None:
+            continue
         status.blobs += 1
         status.snapshot_current += not verdict.needs_snapshot
         status.backup_current += backup_key(backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)) in keys

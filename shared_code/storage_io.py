@@ -26,7 +26,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, ContainerClient
 from azure.storage.queue import QueueClient
 
-from .detect import ListedBlob, backup_key, is_directory_marker
+from .detect import backup_key
 from .errors import BackupError, StorageUnavailable
 from .messages import BackupRequest
 from .naming import normalize_etag
@@ -77,18 +77,6 @@ def same_content(a: BlobClient, b: BlobClient) -> bool:
 def quoted(etag: str) -> str:
     """The form If-Match headers take."""
     return f'"{etag}"'
-
-
-def list_source(container: ContainerClient, prefix: str | None) -> Iterator[ListedBlob]:
-    """Every base blob and snapshot under `prefix`, in the service's (name-sorted) order."""
-    for item in container.list_blobs(name_starts_with=prefix or None, include=["snapshots", "metadata"]):
-        yield ListedBlob(
-            name=item.name,
-            etag=normalize_etag(item.etag),
-            last_modified=item.last_modified,
-            snapshot=item.snapshot,
-            is_directory=is_directory_marker(item.metadata),
-        )
 
 
 def present_backup_keys(container: ContainerClient) -> set[bytes]:

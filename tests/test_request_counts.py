@@ -1,0 +1,71 @@
+"""Scans cost what listing costs: count every storage request of a steady-state scan."""
+from __future__ import annotations
+
+import math
+import threading
+from typing import Iterator
+
+import pytest
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+from shared_code import clients
+from tests.conftest import Lake
+from tests.functions_host import PRODUCER, RECONCILIATION, call_http
+
+CONTAINERS = ("alpha", "beta", "gamma")
+PER_CONTAINER = 120
+
+
+class RequestCounter(SansIOHTTPPolicy):
+    """Records method and query of every request the storage clients send."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+
+    def on_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        http = request.http_request
+        with self._lock:
+            self.requests.append((http.method, http.url.split("?")[0], http.url.partition("?")[2]))
+
+
+@pytest.fixture
+def counter(lake: Lake) -> Iterator[RequestCounter]:
+    for container in CONTAINERS:
+        for i in range(PER_CONTAINER):
+            lake.upload(container, f"dir/{i:04d}.csv", b"x")
+        call_http(PRODUCER, params={"container": container})
+    assert lake.drain().processed == len(CONTAINERS) * PER_CONTAINER
+    policy = RequestCounter()
+    clients.EXTRA_POLICIES.append(policy)
+    clients.blob_service.cache_clear()
+    clients.queue_client.cache_clear()
+    yield policy
+    clients.EXTRA_POLICIES.remove(policy)
+    clients.blob_service.cache_clear()
+    clients.queue_client.cache_clear()
+
+
+def test_steady_state_reconciliation_makes_only_listing_requests(counter: RequestCounter) -> None:
+    status, body = call_http(RECONCILIATION)
+    assert status == 200 and (body["snapshots_created"], body["backup_requests"]) == (0, 0)
+    n = len(CONTAINERS) * PER_CONTAINER
+    # list containers + per container one source and one backup listing page
+    assert len(counter.requests) == 1 + 2 * len(CONTAINERS), counter.requests
+    assert len(counter.requests) <= 2 * math.ceil(n / 5000) + len(CONTAINERS) + 2
+    assert all("comp=list" in query for _, _, query in counter.requests), counter.requests
+
+
+def test_steady_state_producer_makes_one_listing_request(counter: RequestCounter) -> None:
+    status, body = call_http(PRODUCER, params={"container": "beta"})
+    assert status == 200 and body["scanned"] == PER_CONTAINER and body["snapshots_created"] == 0
+    assert len(counter.requests) == 1 and "comp=list" in counter.requests[0][2]
+
+
+def test_one_change_costs_one_snapshot_and_one_send(lake: Lake, counter: RequestCounter) -> None:
+    lake.upload("beta", "dir/0007.csv", b"changed")
+    counter.requests.clear()
+    status, body = call_http(PRODUCER, params={"container": "beta"})
+    assert (body["snapshots_created"], body["backup_requests"]) == (1, 1)
+    methods = sorted((method, "comp=snapshot" in query) for method, _, query in counter.requests)
+    assert methods == [("GET", False), ("POST", False), ("PUT", True)]  # list, queue send, snapshot

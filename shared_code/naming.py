@@ -6,6 +6,7 @@ upgrade are still recognised: container `{container}{suffix}`, blob
 """
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 import string
@@ -91,15 +92,23 @@ def normalize_etag(etag: str) -> str:
     return bare
 
 
+@functools.lru_cache(maxsize=4096)
+def _timestamp_text(last_modified: datetime) -> str:
+    """`str()` of a Last-Modified time; blobs of one ingestion share seconds, so cache it."""
+    return str(last_modified)
+
+
 def backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:
     """`{stem}_{last_modified}_{etag}{ext}`: one name per blob version.
 
     `posixpath.splitext` (what `os.path.splitext` is on the Functions Linux
     hosts) keeps the extension, so `a/x.tar.gz` becomes
-    `a/x.tar_<lm>_<etag>.gz`, exactly as the original app named it.
+    `a/x.tar_<lm>_<etag>.gz`, exactly as the original app named it. `etag`
+    may be quoted; scans pass listing ETags, already bare and checked.
     """
     stem, ext = posixpath.splitext(blob_name)
-    return f"{stem}_{last_modified}_{normalize_etag(etag)}{ext}"
+    bare = etag if etag[:1] != '"' and etag[:2] == "0x" else normalize_etag(etag)
+    return f"{stem}_{_timestamp_text(last_modified)}_{bare}{ext}"
 
 
 def checked_backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:

@@ -1,0 +1,52 @@
+"""The pure decision core on synthetic listings: seconds and peak RSS, in a fresh process.
+
+`python -m bench.decision_core N` streams N listing entries (N/2 blobs with one
+snapshot each; 1% changed, 0.1% directory markers) through `judge_listing`
+and computes each blob's backup key, as reconciliation does, then prints one
+JSON line. Run in its own process so peak RSS (ru_maxrss) belongs to this run
+alone; memory should stay flat as N grows, since the listing streams.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Iterator
+
+from shared_code.detect import ListedBlob, backup_key, judge_listing
+from shared_code.naming import backup_blob_name
+
+MODIFIED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def synthetic_listing(entries: int) -> Iterator[ListedBlob]:
+    """Name-sorted entries; snapshots listed before or after their base, alternating."""
+    for i in range(entries // 2):
+        name = f"lake/year=2024/part-{i:09d}.parquet"
+        etag = f"0x{i + 1:015X}"
+        snap_etag = etag if i % 100 else f"0x{i + 7_000_000_000:015X}"
+        base = ListedBlob(name, etag, MODIFIED, None, i % 1000 == 0)
+        snap = ListedBlob(name, snap_etag, MODIFIED, "2024-05-01T12:00:00.0000000Z")
+        yield from ((base, snap) if i % 2 else (snap, base))
+
+
+def run(entries: int) -> dict[str, float | int]:
+    started = time.perf_counter()
+    blobs = changed = 0
+    present: set[bytes] = set()
+    for verdict in judge_listing(synthetic_listing(entries)):
+        blobs += 1
+        changed += verdict.needs_snapshot
+        key = backup_key(backup_blob_name(verdict.name, verdict.last_modified, verdict.etag))
+        if blobs % 2:
+            present.add(key)  # half the backups exist: the compact key set reconciliation keeps
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"entries": entries, "blobs": blobs, "changed": changed, "seconds": round(seconds, 2),
+            "peak_rss_mb": round(peak_mb, 1), "backup_keys_kept": len(present)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(int(sys.argv[1]))))

@@ -14,7 +14,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
 
 from shared_code import worker
-from shared_code.clients import blob_service, queue_client
+from shared_code.clients import blob_service
 from shared_code.local.azurite import AzuriteInstance, AzuriteUnavailable, random_account_key, start_azurite
 from shared_code.settings import Settings, load_settings
 from tests.functions_host import DrainResult, drain

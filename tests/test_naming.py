@@ -90,7 +90,6 @@ def test_metadata_values_are_ascii_and_reversible(value: str) -> None:
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), min_codepoint=32), min_size=1, max_size=300))
 def test_backup_name_keeps_directory_and_extension(blob: str) -> None:
     name = backup_blob_name(blob, LM, "0xABC")
-    stem, _, _ = blob.rpartition("/")
     assert name.startswith(blob.rpartition("/")[0])
     assert "_2020-03-18 20:54:51+00:00_0xABC" in name
     assert name.replace("_2020-03-18 20:54:51+00:00_0xABC", "", 1) == blob

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http

@@ -1,7 +1,6 @@
 """The queue worker's contract on Azurite: idempotent, never drops a request, poisons what can never succeed."""
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from datetime import datetime, timedelta, timezone
@@ -13,7 +12,7 @@ from azure.storage.blob import BlobLeaseClient
 from shared_code import copiers
 from shared_code.clock import Deadline
 from shared_code.copiers import BlobCopier, CopyJob
-from shared_code.errors import CopyFailed, SourceLeased, SourceSuperseded
+from shared_code.errors import SourceLeased, SourceSuperseded
 from shared_code.messages import BackupRequest
 from shared_code.naming import backup_blob_name
 from shared_code.worker import Outcome, handle_message

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test deps clean run
+.PHONY: test deps clean run bench
 
 test: deps
 	$(PY) -m pytest
@@ -29,3 +29,10 @@ clean:
 # `make run`: Azurite + the local Functions host + a demo lake, serving until Ctrl-C.
 run: deps
 	$(PY) -m shared_code.local.run $(ARGS)
+
+.PHONY: bench
+# `make bench`: the benchmarks recorded in BENCHMARKS.md (several minutes; not part of `make test`).
+bench: deps
+	$(PY) -m bench.decision_core 1000000
+	$(PY) -m bench.decision_core 5000000
+	$(PY) -m bench.scan_bench --n 20000 --rounds 3 --json bench/results.json

@@ -1,0 +1,215 @@
+"""Scans side by side on one in-memory Azurite: `python -m bench.scan_bench --n 20000`.
+
+Seeds N small blobs over a few containers in the steady state (each with one
+snapshot and a backup under the contract name), then measures, in the same
+run, several rounds, medians:
+- the listing floor: raw page fetches of the source (with snapshots and
+  metadata) and backup containers, nothing parsed beyond the next marker;
+- our reconciliation and producer: steady state and with 1% of blobs changed;
+- the original per-blob algorithm (two property reads and a backup HEAD per
+  base blob), reimplemented here on the same data;
+- a burst of changed blobs: our bounded pool against the same work one by one;
+- rclone, when installed (skipped with a note otherwise).
+Every request our code and the references make is counted by one azure-core
+policy. Prints a table and writes JSON (`--json PATH`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, Callable
+
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.transport import HttpRequest
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from shared_code import clients
+from shared_code.local.azurite import random_account_key, start_azurite
+from shared_code.naming import backup_blob_name
+from shared_code.scan import produce, reconcile
+from shared_code.settings import Settings, load_settings
+
+NEXT_MARKER = re.compile(rb"<NextMarker>([^<]*)</NextMarker>")
+
+
+class Counter(SansIOHTTPPolicy):
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def on_request(self, request: Any) -> None:
+        with self._lock:
+            self.count += 1
+
+
+COUNTER = Counter()
+
+
+def measure(rounds: int, action: Callable[[], Any], prepare: Callable[[], Any] | None = None) -> dict[str, Any]:
+    times, requests = [], []
+    for _ in range(rounds):
+        if prepare is not None:
+            prepare()
+        before = COUNTER.count
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+        requests.append(COUNTER.count - before)
+    return {"seconds": round(statistics.median(times), 3), "requests": int(statistics.median(requests)),
+            "rounds": [round(t, 3) for t in times]}
+
+
+def raw_list(container: ContainerClient, include: str) -> int:
+    """The I/O floor: fetch every listing page, read only its NextMarker."""
+    pages, marker = 0, ""
+    while True:
+        url = f"{container.url}?restype=container&comp=list&maxresults=5000{include}"
+        if marker:
+            url += f"&marker={marker}"
+        request = HttpRequest("GET", url, headers={"x-ms-version": container.api_version})
+        body = container._pipeline.run(request).http_response.body()  # noqa: SLF001 - benchmark only
+        pages += 1
+        found = NEXT_MARKER.search(body)
+        marker = found.group(1).decode() if found else ""
+        if not marker:
+            return pages
+
+
+def seed(settings: Settings, containers: list[str], per_container: int) -> None:
+    source, backup = clients.blob_service(settings.source), clients.blob_service(settings.backup)
+
+    def one(args: tuple[str, int]) -> None:
+        container, i = args
+        blob = source.get_blob_client(container, f"data/part-{i:07d}.csv")
+        blob.upload_blob(f"{container}-{i}".encode())
+        blob.create_snapshot()
+        props = blob.get_blob_properties()
+        backup.get_blob_client(container + settings.backup_container_suffix,
+                               backup_blob_name(blob.blob_name, props.last_modified, props.etag)).upload_blob(b"b")
+
+    for container in containers:
+        source.create_container(container)
+        backup.create_container(container + settings.backup_container_suffix)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(one, [(c, i) for c in containers for i in range(per_container)]))
+
+
+def change(settings: Settings, containers: list[str], count: int, round_no: list[int]) -> None:
+    """Rewrite `count` blobs spread over the containers (a new set each round)."""
+    source = clients.blob_service(settings.source)
+    start = round_no[0] * count
+    round_no[0] += 1
+    targets = [(containers[i % len(containers)], (start + i) // len(containers)) for i in range(count)]
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda t: source.get_blob_client(t[0], f"data/part-{t[1]:07d}.csv").upload_blob(
+            b"changed", overwrite=True), targets))
+
+
+def per_blob_baseline(settings: Settings, containers: list[str]) -> None:
+    """The original reconciliation: per base blob, two property reads and a backup existence HEAD."""
+    source, backup = clients.blob_service(settings.source), clients.blob_service(settings.backup)
+    for container in containers:
+        for name in source.get_container_client(container).list_blob_names():
+            blob = source.get_blob_client(container, name)
+            props = blob.get_blob_properties()
+            blob.get_blob_properties()
+            backup.get_blob_client(container + settings.backup_container_suffix,
+                                   backup_blob_name(name, props.last_modified, props.etag)).exists()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scan_bench")
+    parser.add_argument("--n", type=int, default=20000, help="base blobs in all (default %(default)s)")
+    parser.add_argument("--containers", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--burst", type=int, default=2000)
+    parser.add_argument("--baseline-rounds", type=int, default=1, help="the per-blob baseline is slow")
+    parser.add_argument("--json", default="bench/results.json")
+    args = parser.parse_args(argv)
+    azurite = start_azurite({"source": random_account_key(), "backup": random_account_key()})
+    try:
+        os.environ.update({
+            "SOURCE_STORAGE_CONNECTION_STRING": azurite.connection_string("source"),
+            "BACKUP_STORAGE_CONNECTION_STRING": azurite.connection_string("backup"),
+            "QUEUE_STORAGE_CONNECTION_STRING": azurite.connection_string("source"),
+            "par_queue_name": "benchrequests", "BACKUP_COPY_ENGINE": "blob",
+        })
+        clients.EXTRA_POLICIES.append(COUNTER)
+        clients.blob_service.cache_clear()
+        clients.queue_client.cache_clear()
+        settings = load_settings(os.environ)
+        queue = clients.queue_client(settings.queue, settings.queue_name)
+        queue.create_queue()
+        containers = [f"lake{i:02d}" for i in range(args.containers)]
+        started = time.perf_counter()
+        seed(settings, containers, args.n // args.containers)
+        print(f"seeded {args.n} blobs (+ snapshots, backups) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        source, backup = clients.blob_service(settings.source), clients.blob_service(settings.backup)
+        results: dict[str, Any] = {"n": args.n, "containers": args.containers}
+
+        def floor() -> None:
+            for c in containers:
+                raw_list(source.get_container_client(c), "&include=snapshots,metadata")
+                raw_list(backup.get_container_client(c + settings.backup_container_suffix), "")
+
+        results["listing floor"] = measure(args.rounds, floor)
+        results["reconcile, steady"] = measure(args.rounds, lambda: reconcile(settings))
+        results["producer, steady"] = measure(args.rounds, lambda: [produce(settings, c) for c in containers])
+        round_no = [0]
+        one_percent = max(1, args.n // 100)
+        results["reconcile, 1% changed"] = measure(
+            args.rounds, lambda: reconcile(settings), lambda: (change(settings, containers, one_percent, round_no),
+                                                               queue.clear_messages()))
+        results["producer, 1% changed"] = measure(
+            args.rounds, lambda: [produce(settings, c) for c in containers],
+            lambda: (change(settings, containers, one_percent, round_no), queue.clear_messages()))
+        burst = min(args.burst, args.n // 2)
+        serial = replace(settings, write_concurrency=1)
+        results[f"producer, burst of {burst}"] = measure(
+            args.rounds, lambda: [produce(settings, c) for c in containers],
+            lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
+        results[f"same burst, one by one"] = measure(
+            args.rounds, lambda: [produce(serial, c) for c in containers],
+            lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
+        results["per-blob baseline (original)"] = measure(args.baseline_rounds, lambda: per_blob_baseline(settings, containers))
+        results["rclone"] = ({"skipped": "rclone is not installed (apt-get install rclone)"}
+                             if shutil.which("rclone") is None else {"skipped": "rclone run not implemented yet"})
+        report(results, burst)
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump(results, out, indent=2)
+        return 0
+    finally:
+        azurite.stop()
+
+
+def report(results: dict[str, Any], burst: int) -> None:
+    floor = results["listing floor"]["seconds"]
+    ours = results["reconcile, steady"]["seconds"]
+    print(f"N = {results['n']} base blobs in {results['containers']} containers (each with a snapshot and a backup)")
+    print(f"{'measurement':<34} {'seconds':>9} {'requests':>9}  rounds")
+    for name, value in results.items():
+        if isinstance(value, dict) and "seconds" in value:
+            print(f"{name:<34} {value['seconds']:>9.3f} {value['requests']:>9}  {value['rounds']}")
+        elif isinstance(value, dict):
+            print(f"{name:<34} skipped: {value['skipped']}")
+    baseline = results["per-blob baseline (original)"]["seconds"]
+    pooled = results[f"producer, burst of {burst}"]["seconds"]
+    serial = results["same burst, one by one"]["seconds"]
+    ratios = {"ours / floor (steady reconcile)": ours / floor, "baseline / ours": baseline / ours,
+              "burst: one by one / pooled": serial / pooled}
+    results["ratios"] = {k: round(v, 2) for k, v in ratios.items()}
+    for name, ratio in results["ratios"].items():
+        print(f"{name:<34} {ratio:>9.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import HttpRequest
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import ContainerClient
 
 from shared_code import clients
 from shared_code.local.azurite import random_account_key, start_azurite
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         results[f"producer, burst of {burst}"] = measure(
             args.rounds, lambda: [produce(settings, c) for c in containers],
             lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
-        results[f"same burst, one by one"] = measure(
+        results["same burst, one by one"] = measure(
             args.rounds, lambda: [produce(serial, c) for c in containers],
             lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
         results["per-blob baseline (original)"] = measure(args.baseline_rounds, lambda: per_blob_baseline(settings, containers))

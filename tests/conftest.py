@@ -17,7 +17,8 @@ from shared_code import worker
 from shared_code.clients import blob_service
 from shared_code.local.azurite import AzuriteInstance, AzuriteUnavailable, random_account_key, start_azurite
 from shared_code.settings import Settings, load_settings
-from tests.functions_host import DrainResult, drain
+from shared_code.local.functions_host import QueueOptions, QueueStats
+from tests.functions_host import drain
 
 QUEUE_NAME = "backuprequests"
 APP_SETTINGS = (
@@ -103,8 +104,11 @@ class Lake:
         except ResourceNotFoundError:  # a queue that does not exist yet holds nothing
             return 0
 
-    def drain(self, max_dequeue_count: int = 5) -> DrainResult:
-        return drain(self.queue, self.poison_queue, max_dequeue_count)
+    def drain(self, max_dequeue_count: int = 5) -> QueueStats:
+        """The queue trigger through the local host's runner, retrying at once (visibilityTimeout 0)."""
+        options = QueueOptions(batch_size=16, new_batch_threshold=8, max_polling_interval=0.2,
+                               visibility_timeout=0, max_dequeue_count=max_dequeue_count)
+        return drain(self.azurite.connection_string("source"), QUEUE_NAME, options)
 
     def snapshots(self, container: str, name: str) -> list:  # type: ignore[type-arg]
         return [b for b in self.source.get_container_client(container).list_blobs(name_starts_with=name, include=["snapshots"])

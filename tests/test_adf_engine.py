@@ -58,7 +58,7 @@ def test_adf_engine_backs_up_through_a_pipeline_run(adf_lake, monkeypatch: pytes
     lake.upload("raw", "dir/file name.tar.gz", b"adf bytes" * 100)
     call_http(PRODUCER, params={"container": "raw"})
     result = lake.drain()
-    assert (result.processed, result.failures) == (1, 0), result.errors
+    assert (result.succeeded, result.failed) == (1, 0), result.errors
     assert_backed_up(lake, "raw", "dir/file name.tar.gz")
     props = lake.source.get_blob_client("raw", "dir/file name.tar.gz").get_blob_properties()
     [run] = adf.runs
@@ -79,7 +79,7 @@ def test_failed_or_cancelled_runs_raise_and_are_retried(adf_lake, ending: str) -
     call_http(PRODUCER, params={"container": "raw"})
     (adf.fail_next if ending == "fail" else adf.cancel_next)(1)
     result = lake.drain()
-    assert (result.failures, result.processed, result.poisoned) == (1, 1, 0)
+    assert (result.failed, result.succeeded, result.poisoned) == (1, 1, 0)
     assert "CopyFailed" in result.errors[0] and ("Failed" in result.errors[0] or "Cancelled" in result.errors[0])
     assert [r.status for r in adf.runs] == ["Failed" if ending == "fail" else "Cancelled", "Succeeded"]
     assert_backed_up(lake, "raw", "a.csv")

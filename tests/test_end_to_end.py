@@ -51,7 +51,7 @@ def test_producer_to_backup_for_awkward_names(lake: Lake, monkeypatch: pytest.Mo
     messages = [json.loads(m) for m in lake.messages()]
     assert sorted(m["blob_name"] for m in messages) == sorted(AWKWARD_NAMES)
     result = lake.drain()
-    assert (result.processed, result.failures, result.poisoned) == (10, 0, 0), result.errors
+    assert (result.succeeded, result.failed, result.poisoned) == (10, 0, 0), result.errors
     for name in AWKWARD_NAMES:
         assert len(lake.snapshots("ingest", name)) == 1
         assert_backed_up(lake, "ingest", name)
@@ -72,7 +72,7 @@ def test_producer_is_idempotent_and_detects_one_change(lake: Lake) -> None:
     status, changed = call_http(PRODUCER, "POST", body={"container": "ingest"})
     assert (changed["snapshots_created"], changed["backup_requests"]) == (1, 1)
     assert [json.loads(m)["blob_name"] for m in lake.messages()] == ["f3.csv"]
-    assert lake.drain().processed == 1
+    assert lake.drain().succeeded == 1
     assert len(lake.snapshots("ingest", "f3.csv")) == 2
     assert len(lake.backup_names("ingest")) == 6
     assert_backed_up(lake, "ingest", "f3.csv")
@@ -99,10 +99,10 @@ def test_backup_container_deleted_between_copies_is_recreated(lake: Lake) -> Non
     """Regression: the worker cached 'backup container exists' and failed every copy after it was deleted."""
     lake.upload("ingest", "one.txt", b"1")
     call_http(PRODUCER, params={"container": "ingest"})
-    assert lake.drain().processed == 1
+    assert lake.drain().succeeded == 1
     lake.backup.delete_container("ingestbak")
     lake.upload("ingest", "two.txt", b"2")
     call_http(PRODUCER, params={"container": "ingest"})
     result = lake.drain()
-    assert (result.processed, result.failures) == (1, 0), result.errors
+    assert (result.succeeded, result.failed) == (1, 0), result.errors
     assert_backed_up(lake, "ingest", "two.txt")

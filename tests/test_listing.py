@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code.listing import Position, iterate_groups
+from shared_code.listing import iterate_groups
 from tests.conftest import Lake
 
 
@@ -58,4 +58,3 @@ def test_prefix_is_respected_across_pages(lake: Lake) -> None:
     versions(lake, "pages", ["x/1", "x/2", "x/3", "y/1"], snapshots=1)
     groups = [g[0].name for g, _ in iterate_groups(lake.source.get_container_client("pages"), "x/", page_size=3)]
     assert groups == ["x/1", "x/2", "x/3"]
-    assert Position() == Position(None, None)

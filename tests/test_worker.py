@@ -65,7 +65,7 @@ def test_deleted_source_is_superseded_without_poison(lake: Lake) -> None:
     call_http(PRODUCER, params={"container": "raw"})
     lake.source.get_blob_client("raw", "gone.csv").delete_blob(delete_snapshots="include")
     result = lake.drain()
-    assert (result.processed, result.failures, result.poisoned) == (1, 0, 0)
+    assert (result.succeeded, result.failed, result.poisoned) == (1, 0, 0)
     assert lake.queue_length(poison=True) == 0
 
 
@@ -79,7 +79,7 @@ def test_malformed_message_goes_to_poison_intact_with_a_reason(lake: Lake, caplo
     lake.queue.send_message(body)
     with caplog.at_level(logging.ERROR):
         result = lake.drain()
-    assert (result.processed, result.failures) == (1, 0)
+    assert (result.succeeded, result.failed) == (1, 0)
     poisoned = list(lake.poison_queue.receive_messages())
     assert [m.content for m in poisoned] == [body]
     assert any("poison" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
@@ -112,7 +112,7 @@ def test_copy_failure_raises_and_releases_the_lease(lake: Lake, monkeypatch: pyt
     lake.upload("raw", "a.csv", b"data")
     call_http(PRODUCER, params={"container": "raw"})
     result = lake.drain(max_dequeue_count=3)
-    assert (result.failures, result.poisoned, result.processed) == (3, 1, 0)
+    assert (result.failed, result.poisoned, result.succeeded) == (3, 1, 0)
     assert all(e.startswith("CopyFailed") for e in result.errors), result.errors
     assert set(leases_seen) == ({"leased"} if lease == "true" else {"available"})
     assert lake.source.get_blob_client("raw", "a.csv").get_blob_properties().lease.state == "available"
@@ -131,7 +131,7 @@ def test_large_blobs_use_an_asynchronous_copy_that_is_polled(lake: Lake, monkeyp
     monkeypatch.setattr(copiers, "SYNC_COPY_MAX_BYTES", 1024)
     lake.upload("raw", "big.bin", bytes(range(256)) * 64)
     call_http(PRODUCER, params={"container": "raw"})
-    assert lake.drain().processed == 1
+    assert lake.drain().succeeded == 1
     assert_backed_up(lake, "raw", "big.bin")
     props = lake.backup.get_blob_client("rawbak", lake.backup_names("raw")[0]).get_blob_properties()
     assert props.copy.status == "success"

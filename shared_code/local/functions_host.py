@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -120,6 +120,12 @@ class QueueStats(LockedCounters):
     succeeded: int = 0
     failed: int = 0
     poisoned: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def failure(self, reason: str) -> None:
+        with self._lock:
+            self.failed += 1
+            self.errors.append(reason)
 
 
 class QueueTriggerRunner:
@@ -161,6 +167,7 @@ class QueueTriggerRunner:
             self.stats.add(succeeded=1)
         except Exception as exc:  # the host catches everything a function raises, and so must we
             outcome = f"Failed ({type(exc).__name__}: {exc})"
+            self.stats.failure(f"{type(exc).__name__}: {exc}")
             self._after_failure(message)
         finally:
             log.info("%s id=%s message=%s try=%s %.0f ms %s", self.spec.name, invocation, message.id,
@@ -170,7 +177,6 @@ class QueueTriggerRunner:
             self._in_flight.release()
 
     def _after_failure(self, message: StorageQueueMessage) -> None:
-        self.stats.add(failed=1)
         if message.dequeue_count >= self.options.max_dequeue_count:
             self.poison.send_message(message.content)
             self.queue.delete_message(message)

@@ -17,7 +17,7 @@ from azure.storage.blob import BlobClient
 
 from .clients import blob_service, queue_client
 from .counters import LockedCounters
-from .clock import Deadline
+from .clock import SYSTEM_CLOCK, Clock, Deadline
 from .continuation import ScanToken, decode_token, encode_token
 from .detect import Verdict, backup_key, judge
 from .errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
@@ -40,6 +40,7 @@ Mode = Literal["produce", "reconcile"]
 Progress = Callable[[str, int], None]
 PROGRESS_EVERY = 1000
 WRITE_DRAIN_SHARE = 0.1
+CLOCK: Clock = SYSTEM_CLOCK  # read at call time: tests make time advance per deadline check
 
 
 @dataclass
@@ -172,7 +173,7 @@ class _Scan:
 
 def _listing_deadline(budget: float | None) -> Deadline | None:
     """Listing stops a little before the budget, leaving time to finish the writes in flight."""
-    return Deadline.after(budget * (1 - WRITE_DRAIN_SHARE)) if budget else None
+    return Deadline.after(budget * (1 - WRITE_DRAIN_SHARE), CLOCK) if budget else None
 
 
 def _open(continuation: str | None, settings: Settings, operation: str) -> ScanToken | None:

@@ -18,6 +18,7 @@ from shared_code.clients import blob_service
 from shared_code.local.azurite import AzuriteInstance, AzuriteUnavailable, random_account_key, start_azurite
 from shared_code.settings import Settings, load_settings
 from shared_code.local.functions_host import QueueOptions, QueueStats
+from tests import reliability
 from tests.functions_host import drain
 
 QUEUE_NAME = "backuprequests"
@@ -144,3 +145,8 @@ def lake(azurite: AzuriteInstance, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 def unique(prefix: str = "c") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Write the reliability rows the scenarios recorded (see tests/reliability.py)."""
+    reliability.write()

@@ -37,7 +37,7 @@ class Verdict:
     last_modified: datetime
     needs_snapshot: bool
     newest_snapshot: str | None
-    snapshot_count: int
+    snapshot_count: int  # snapshots in the group (a settled group cut by a page boundary may show fewer)
 
 
 def is_directory_marker(metadata: Mapping[str, str] | None) -> bool:
@@ -80,6 +80,20 @@ def judge(group: list[ListedBlob]) -> Verdict | None:
         newest_snapshot=newest.snapshot if newest is not None else None,
         snapshot_count=count,
     )
+
+
+def is_settled(group: list[ListedBlob]) -> bool:
+    """Whether more versions of this name could not change its verdict.
+
+    True when the group holds its base blob and a snapshot of the base's
+    current ETag (ETags never repeat, so that snapshot is as new as any), or
+    when the base is a directory marker. A listing cut by a page boundary can
+    then yield the group without its remaining (older) snapshots.
+    """
+    base = next((entry for entry in group if entry.snapshot is None), None)
+    if base is None:
+        return False
+    return base.is_directory or any(entry.snapshot is not None and entry.etag == base.etag for entry in group)
 
 
 def group_by_name(entries: Iterable[ListedBlob]) -> Iterator[list[ListedBlob]]:

@@ -21,7 +21,7 @@ from .clock import SYSTEM_CLOCK, Clock, Deadline
 from .continuation import ScanToken, decode_token, encode_token
 from .detect import Verdict, backup_key, judge
 from .errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
-from .listing import Position, iterate_groups
+from .listing import Position, iterate_groups, start_reading
 from .messages import BackupRequest
 from .naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
 from .pool import BoundedPool
@@ -86,14 +86,14 @@ class _Scan:
         self.report = report
         self.source = blob_service(settings.source).get_container_client(container)
         self.sender = RequestSender(queue_client(settings.queue, settings.queue_name))
+        self.settings = settings
         self.backups: set[bytes] | None = None
-        if mode == "reconcile":
-            backup_container = backup_container_name(container, settings.backup_container_suffix)
-            with storage_errors(f"listing backup container {backup_container!r}"):
-                self.backups = present_backup_keys(
-                    blob_service(settings.backup).get_container_client(backup_container)
-                )
         self.workers = settings.write_concurrency
+
+    def _list_backups(self) -> None:
+        backup_container = backup_container_name(self.container, self.settings.backup_container_suffix)
+        with storage_errors(f"listing backup container {backup_container!r}"):
+            self.backups = present_backup_keys(blob_service(self.settings.backup).get_container_client(backup_container))
 
     def _has_backup(self, name: str, etag: str, last_modified: object) -> bool:
         assert self.backups is not None
@@ -108,9 +108,12 @@ class _Scan:
         """
         scanned = directories = 0
         stopped_at: Position | None = None
-        with storage_errors(f"scanning container {self.container!r}"), BoundedPool(self.workers) as pool:
+        reader = start_reading(self.source, prefix, start)  # the source's first page loads meanwhile
+        with reader, storage_errors(f"scanning container {self.container!r}"), BoundedPool(self.workers) as pool:
+            if self.mode == "reconcile":
+                self._list_backups()
             try:
-                for group, position in iterate_groups(self.source, prefix, start):
+                for group, position in iterate_groups(self.source, prefix, start, reader=reader):
                     verdict = judge(group)
                     if verdict is None:
                         directories += any(e.is_directory and e.snapshot is None for e in group)

@@ -28,13 +28,13 @@ from azure.storage.queue import QueueClient
 
 from .detect import backup_key
 from .errors import BackupError, StorageUnavailable
+from .list_pages import FAILED_COPY_STATES, backup_names
 from .messages import BackupRequest
 from .naming import normalize_etag
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_ATTEMPTS = 3
-FAILED_COPY_STATES = frozenset({"failed", "aborted"})
 
 
 @contextlib.contextmanager
@@ -85,15 +85,10 @@ def present_backup_keys(container: ContainerClient) -> set[bytes]:
     A server-side copy that failed or was aborted leaves a blob under the final
     name; it is not a backup, so it does not count.
     """
-    keys: set[bytes] = set()
     try:
-        for item in container.list_blobs(include=["copy"]):
-            if item.copy is not None and item.copy.status in FAILED_COPY_STATES:
-                continue
-            keys.add(backup_key(item.name))
+        return {backup_key(name) for name in backup_names(container)}
     except ResourceNotFoundError:
         return set()
-    return keys
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,170 @@
+"""Listing pages over REST, parsed with `xml.etree`, the next one fetched while this one is used.
+
+Why not `ContainerClient.list_blobs`: the SDK turns every entry into a
+`BlobProperties` object, and that costs about four times the page fetch itself
+(measured: 1.5 s for a 5,000-entry page that takes 0.36 s to fetch and 0.1 s
+to parse with `xml.etree`). A scan at data-lake scale is nothing but listing,
+so the scans read the List Blobs response themselves and keep only what the
+decisions need. The request still goes through the container client's own
+pipeline: authentication (shared key or Entra ID token), the retry policy,
+timeouts and any extra policies are exactly those of every other request.
+
+While the caller parses and judges one page, the next page (at the marker the
+service returned) is already being fetched in a background thread: the wait
+for the service and the Python work overlap, so a scan costs about what its
+page fetches cost. If the caller continues at another marker (the Azurite
+workaround in `listing.py`), the speculative page is dropped.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from typing import Iterator
+from urllib.parse import quote, unquote
+
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.pipeline.transport import HttpRequest
+from azure.storage.blob import ContainerClient
+
+from .detect import ListedBlob
+from .naming import normalize_etag
+
+FAILED_COPY_STATES = frozenset({"failed", "aborted"})
+
+
+@dataclass(frozen=True)
+class RawPage:
+    """One List Blobs response body, not parsed yet, and the marker it was fetched at."""
+
+    marker: str | None
+    body: bytes
+
+
+def _url(container: ContainerClient, prefix: str | None, marker: str | None, page_size: int, include: str) -> str:
+    base, _, sas = container.url.partition("?")
+    query = [f"restype=container&comp=list&maxresults={page_size}"]
+    if include:
+        query.append(f"include={include}")
+    if prefix:
+        query.append(f"prefix={quote(prefix, safe='')}")
+    if marker:
+        query.append(f"marker={quote(marker, safe='')}")
+    if sas:
+        query.append(sas)
+    return f"{base}?{'&'.join(query)}"
+
+
+def fetch_page(container: ContainerClient, prefix: str | None, marker: str | None, page_size: int,
+               include: str) -> RawPage:
+    """GET one listing page through the container client's pipeline (auth, retries, policies)."""
+    request = HttpRequest("GET", _url(container, prefix, marker, page_size, include),
+                          headers={"x-ms-version": container.api_version, "Accept": "application/xml"})
+    response = container._pipeline.run(request).http_response  # noqa: SLF001 - the client's own pipeline
+    if response.status_code == 404:
+        raise ResourceNotFoundError(response=response)
+    if response.status_code != 200:
+        raise HttpResponseError(response=response)
+    return RawPage(marker, response.body())
+
+
+def _name(blob: ET.Element) -> str:
+    """Names that are not valid XML come percent-encoded, flagged `Encoded="true"` (as the SDK decodes them)."""
+    element = blob.find("Name")
+    if element is None or element.text is None:
+        raise ValueError("listing entry without a name")
+    return unquote(element.text) if element.get("Encoded") == "true" else element.text
+
+
+@lru_cache(maxsize=4096)
+def _http_date(text: str):  # type: ignore[no-untyped-def]
+    """RFC 1123 dates, cached: blobs written in the same second share the parse."""
+    return parsedate_to_datetime(text)
+
+
+def _is_folder(metadata: ET.Element | None) -> bool:
+    if metadata is None:
+        return False
+    return any(item.tag.lower() == "hdi_isfolder" and (item.text or "").lower() == "true" for item in metadata)
+
+
+def parse_page(body: bytes) -> tuple[list[ET.Element], str | None]:
+    """The `<Blob>` elements of a page and its next marker (None on the last page)."""
+    root = ET.fromstring(body)
+    blobs = root.find("Blobs")
+    return (list(blobs) if blobs is not None else []), (root.findtext("NextMarker") or None)
+
+
+def listed_blob(blob: ET.Element) -> ListedBlob:
+    """What change detection needs of one entry of a source listing (include=snapshots,metadata)."""
+    properties = blob.find("Properties")
+    if properties is None:
+        raise ValueError("listing entry without properties")
+    return ListedBlob(
+        name=_name(blob),
+        etag=normalize_etag(properties.findtext("Etag") or ""),
+        last_modified=_http_date(properties.findtext("Last-Modified") or ""),
+        snapshot=blob.findtext("Snapshot") or None,
+        is_directory=_is_folder(blob.find("Metadata")),
+    )
+
+
+def complete_backup_name(blob: ET.Element) -> str | None:
+    """The name of an entry of a backup listing (include=copy), None if its copy failed or was aborted."""
+    properties = blob.find("Properties")
+    status = properties.findtext("CopyStatus") if properties is not None else None
+    return None if status in FAILED_COPY_STATES else _name(blob)
+
+
+class PageReader:
+    """Reads listing pages, fetching the next one in the background while the caller works."""
+
+    def __init__(self, container: ContainerClient, prefix: str | None, include: str) -> None:
+        self._container, self._prefix, self._include = container, prefix, include
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-ahead")
+        self._ahead: tuple[tuple[str | None, int], Future[RawPage]] | None = None
+
+    def expect(self, marker: str | None, page_size: int) -> None:
+        """Start fetching the page at `marker` now; `read` of the same page will not wait for it again."""
+        if self._ahead is None or self._ahead[0] != (marker, page_size):
+            self._ahead = ((marker, page_size), self._executor.submit(
+                fetch_page, self._container, self._prefix, marker, page_size, self._include))
+
+    def read(self, marker: str | None, page_size: int) -> tuple[list[ET.Element], str | None]:
+        """The page at `marker`, parsed; the page after it starts fetching before this returns."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == (marker, page_size):
+            raw = ahead[1].result()
+        else:
+            raw = fetch_page(self._container, self._prefix, marker, page_size, self._include)
+        blobs, next_marker = parse_page(raw.body)
+        if next_marker:
+            self.expect(next_marker, page_size)
+        return blobs, next_marker
+
+    def close(self) -> None:
+        """Drop a page fetched ahead that nobody will read (its request may still finish)."""
+        self._ahead = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> "PageReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def backup_names(container: ContainerClient, page_size: int = 5000) -> Iterator[str]:
+    """Names of the complete backups in a backup container, page by page."""
+    with PageReader(container, None, "copy") as reader:
+        marker: str | None = None
+        while True:
+            blobs, marker = reader.read(marker, page_size)
+            for blob in blobs:
+                name = complete_backup_name(blob)
+                if name is not None:
+                    yield name
+            if not marker:
+                return

@@ -1,0 +1,85 @@
+"""Listing pages parsed by us must say exactly what the SDK's own listing says."""
+from __future__ import annotations
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared_code.list_pages import PageReader, backup_names, complete_backup_name, listed_blob, parse_page
+from shared_code.listing import SOURCE_INCLUDE
+from shared_code.naming import backup_blob_name, normalize_etag
+from tests.conftest import Lake
+
+AWKWARD = [
+    "plain.csv", "with space/and&amp;.txt", "quote\"s and 'single'.json", "percent%20not-decoded%zz",
+    "ques?tion#hash", "back\\slash", "lt<gt>amp&", "日本語/データ.parquet", "ελληνικά", "emoji-😀.bin",
+    "ends-with-dot.", "a" * 1000, "tab\tinside",
+]
+
+
+def test_entries_match_the_sdk_listing_for_awkward_names_snapshots_and_folders(lake: Lake) -> None:
+    client = lake.container("awkward")
+    for name in AWKWARD:
+        client.upload_blob(name, b"x", overwrite=True).create_snapshot()
+    client.upload_blob("folder", b"", metadata={"hdi_isfolder": "true"})
+    page, marker = PageReader(client, None, SOURCE_INCLUDE).read(None, 5000)
+    ours = [listed_blob(blob) for blob in page]
+    sdk = list(client.list_blobs(include=["snapshots", "metadata"]))
+    assert marker is None
+    assert [(e.name, e.snapshot, e.etag) for e in ours] == [(i.name, i.snapshot, normalize_etag(i.etag)) for i in sdk]
+    assert [e.last_modified for e in ours] == [i.last_modified for i in sdk]
+    # the backup name (which embeds str(last_modified)) is the one the SDK's values give
+    assert [backup_blob_name(e.name, e.last_modified, e.etag) for e in ours] == \
+        [backup_blob_name(i.name, i.last_modified, i.etag) for i in sdk]
+    assert [e.name for e in ours if e.is_directory] == ["folder"]
+
+
+def test_encoded_names_are_decoded_as_the_service_flags_them() -> None:
+    body = (b'<?xml version="1.0" encoding="utf-8"?><EnumerationResults><Blobs>'
+            b'<Blob><Name Encoded="true">bad%EF%BF%BEname</Name><Properties>'
+            b'<Last-Modified>Thu, 26 Nov 2026 10:10:44 GMT</Last-Modified><Etag>0x1</Etag></Properties></Blob>'
+            b'<Blob><Name>plain%41</Name><Properties>'
+            b'<Last-Modified>Thu, 26 Nov 2026 10:10:44 GMT</Last-Modified><Etag>"0x2"</Etag></Properties></Blob>'
+            b'</Blobs><NextMarker>opaque</NextMarker></EnumerationResults>')
+    blobs, marker = parse_page(body)
+    entries = [listed_blob(blob) for blob in blobs]
+    assert [e.name for e in entries] == ["bad\ufffename", "plain%41"]
+    assert [e.etag for e in entries] == ["0x1", "0x2"]
+    assert str(entries[0].last_modified) == "2026-11-26 10:10:44+00:00"
+    assert marker == "opaque"
+
+
+@pytest.mark.parametrize("status, counted", [("failed", False), ("aborted", False), ("success", True),
+                                             ("pending", True), (None, True)])
+def test_a_backup_whose_copy_failed_is_not_a_backup(status: str | None, counted: bool) -> None:
+    copy = f"<CopyStatus>{status}</CopyStatus>" if status else ""
+    body = (f'<EnumerationResults><Blobs><Blob><Name>x_1_0x1.csv</Name><Properties>{copy}</Properties>'
+            f'</Blob></Blobs><NextMarker/></EnumerationResults>').encode()
+    blobs, marker = parse_page(body)
+    assert marker is None
+    assert (complete_backup_name(blobs[0]) == "x_1_0x1.csv") is counted
+
+
+def test_backup_names_cross_pages(lake: Lake) -> None:
+    client = lake.backup.get_container_client("bak")
+    client.create_container()
+    names = [f"b/{i:03d}" for i in range(7)]
+    for name in names:
+        client.upload_blob(name, b"x")
+    assert list(backup_names(client, page_size=3)) == names
+
+
+def test_a_missing_container_raises_not_found(lake: Lake) -> None:
+    with pytest.raises(ResourceNotFoundError):
+        list(backup_names(lake.backup.get_container_client("nope")))
+
+
+def test_prefix_and_marker_with_reserved_characters_reach_the_service_intact(lake: Lake) -> None:
+    client = lake.container("reserved")
+    names = ["a&b=c/1", "a&b=c/2", "a&b=c/3 +", "a&b=d/1"]
+    for name in names:
+        client.upload_blob(name, b"x")
+    reader = PageReader(client, "a&b=c/", "")
+    first, marker = reader.read(None, 2)
+    second, end = reader.read(marker, 2)
+    reader.close()
+    assert [listed_blob(b).name for b in first + second] == names[:3] and end is None

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from .errors import BackupError, InvalidInput
 from .settings import Settings, load_settings
@@ -120,6 +120,34 @@ def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if stats.poisoned else 0
 
 
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from .verify import format_report, verify_lake
+    report = verify_lake(settings, args.container, deep=args.deep)
+    _print(args, report.as_dict(), format_report(report))
+    return 0 if report.clean else 1
+
+
+def cmd_requeue_poison(args: argparse.Namespace, settings: Settings) -> int:
+    from .requeue import requeue_poison
+    report = requeue_poison(settings, args.max)
+    table = f"moved {report.moved} messages from {settings.poison_queue_name} to {settings.queue_name}; {report.left} left"
+    if report.undecodable:
+        table += f"; {report.undecodable} not base64, left in place"
+    _print(args, report.as_dict(), table)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from .local.functions_host import LocalFunctionsHost
     stop = threading.Event()
@@ -135,26 +163,42 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "produce": cmd_produce, "reconcile": cmd_reconcile, "status": cmd_status, "drain": cmd_drain, "serve": cmd_serve,
+    "verify": cmd_verify, "requeue-poison": cmd_requeue_poison,
 }
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr and exit 2, like every other error of the CLI (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m shared_code", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="python -m shared_code", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("--settings", default=LOCAL_SETTINGS, help="local.settings.json to load (default: %(default)s)")
+    # `--json` is accepted after the command too (`verify --json`); SUPPRESS keeps the global one otherwise.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("produce", help="snapshot new/changed blobs of a container and queue their backups")
+    p = sub.add_parser("produce", parents=[common], help="snapshot new/changed blobs of a container and queue their backups")
     p.add_argument("--container", required=True)
     p.add_argument("--prefix")
-    p = sub.add_parser("reconcile", help="create missing snapshots and queue missing backups")
+    p = sub.add_parser("reconcile", parents=[common], help="create missing snapshots and queue missing backups")
     p.add_argument("--container")
     p.add_argument("--prefix")
-    p = sub.add_parser("status", help="per container: blobs, current snapshots, current backups; queue lengths")
+    p = sub.add_parser("status", parents=[common], help="per container: blobs, current snapshots, current backups; queue lengths")
     p.add_argument("--container")
-    p = sub.add_parser("drain", help="run the queue worker until the queue is empty, then exit")
+    p = sub.add_parser("drain", parents=[common], help="run the queue worker until the queue is empty, then exit")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds before giving up (default: %(default)s)")
-    p = sub.add_parser("serve", help="run the functions locally (HTTP on --port, the queue trigger)")
+    p = sub.add_parser("verify", parents=[common], help="check that every current blob version has a snapshot and an identical backup")
+    p.add_argument("--container")
+    p.add_argument("--deep", action="store_true", help="hash both sides of every backup, even when Content-MD5 agrees")
+    p = sub.add_parser("requeue-poison", parents=[common], help="move poison messages back to the request queue (after fixing the cause)")
+    p.add_argument("--max", type=_positive_int, help="move at most this many messages (default: all)")
+    p = sub.add_parser("serve", parents=[common], help="run the functions locally (HTTP on --port, the queue trigger)")
     p.add_argument("--port", type=int, default=7071)
     p.add_argument("--host", default="127.0.0.1")
     return parser

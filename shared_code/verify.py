@@ -1,0 +1,306 @@
+"""`verify`: check the "nothing lost" invariant and name every violation.
+
+The invariant: every current base blob version in the source account has
+(a) a snapshot carrying its ETag, and (b) a backup under the contract name
+(`naming.backup_blob_name`) holding identical bytes. Backups under a contract
+name must also carry the provenance stamp the worker writes (`source_etag`,
+see `worker.backup_metadata`) and agree with it: a backup without the stamp is
+an unverified copy (a worker killed between copy and check, or a copy made
+outside the worker), and a stamp naming another version than the name does is
+a contradiction.
+
+Like `status`, it works from listings: per container one base-only listing of
+the source (size and Content-MD5 per blob), the scans' own grouped listing
+(snapshots, with the Azurite paging workaround) and one listing of the backup
+container (size, Content-MD5, metadata, copy state). Bytes are read only when
+a listing cannot decide: a side without Content-MD5, or `--deep`. Then both
+sides are hashed as they stream, the source from the snapshot holding the
+version (immutable) or else the base blob under If-Match.
+
+The decisions (`check_version`, `provenance_problem`, `compare_listed`) are
+pure functions over listing data; `verify_lake` does the I/O around them.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Mapping
+from urllib.parse import unquote
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobClient, BlobProperties, ContainerClient
+
+from .clients import blob_service
+from .detect import ListedBlob, backup_key, is_directory_marker, judge
+from .errors import ContainerNotFound, InvalidInput
+from .listing import iterate_groups
+from .naming import backup_blob_name, backup_container_name, normalize_etag, validate_container_name
+from .settings import Settings
+from .storage_io import FAILED_COPY_STATES, quoted, storage_errors
+
+MISSING_SNAPSHOT = "missing snapshot"
+MISSING_BACKUP = "missing backup"
+CONTENT_MISMATCH = "content mismatch"
+ORPHANED_METADATA = "orphaned metadata"
+KINDS = (MISSING_SNAPSHOT, MISSING_BACKUP, CONTENT_MISMATCH, ORPHANED_METADATA)
+
+# A contract name ends in `_{etag}{ext}`, ext being posixpath.splitext's (a dot, then no dot or slash).
+_NAMED_ETAG = re.compile(r"_(0x[0-9A-Fa-f]{1,32})(?:\.[^./]*)?$")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken promise: `blob` is the source blob, or the backup blob for orphaned metadata."""
+
+    container: str
+    blob: str
+    kind: str
+    detail: str
+
+
+@dataclass
+class VerifyReport:
+    """Every violation found, and how much was looked at (so "clean" over nothing is visible)."""
+
+    violations: list[Violation] = field(default_factory=list)
+    containers: int = 0
+    blobs_checked: int = 0
+    backups_checked: int = 0
+    bytes_hashed: int = 0
+    # Blobs written or deleted while verify listed them: not judged (run verify on a quiet lake).
+    changed_while_verifying: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.violations
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"clean": self.clean, "containers": self.containers, "blobs_checked": self.blobs_checked,
+                "backups_checked": self.backups_checked, "bytes_hashed": self.bytes_hashed,
+                "changed_while_verifying": self.changed_while_verifying,
+                "violations": [asdict(v) for v in self.violations]}
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """What a listing says about a blob's bytes."""
+
+    size: int
+    md5: bytes | None
+
+
+class Comparison(Enum):
+    SAME = "same"
+    DIFFERENT = "different"
+    HASH = "hash"  # the listings cannot tell: read both
+
+
+@dataclass(frozen=True)
+class VersionCheck:
+    """The verdict on one current version from listings alone."""
+
+    violations: list[Violation]
+    hash_needed: bool
+    snapshot: str | None  # a snapshot holding the version (the safe source to hash), if any
+
+
+def compare_listed(source: Content, backup: Content, deep: bool) -> Comparison:
+    """Sizes that differ are decisive; MD5s decide when both sides have one, unless `deep`."""
+    if source.size != backup.size:
+        return Comparison.DIFFERENT
+    if deep or source.md5 is None or backup.md5 is None:
+        return Comparison.HASH
+    return Comparison.SAME if source.md5 == backup.md5 else Comparison.DIFFERENT
+
+
+def check_version(container: str, group: list[ListedBlob], source: Content, backup_name: str,
+                  backup: Content | None, deep: bool) -> VersionCheck:
+    """Judge the current version of one name (its listing group) against its backup entry."""
+    verdict = judge(group)
+    assert verdict is not None, "check_version needs a group with a base blob"
+    holding = sorted(e.snapshot for e in group if e.snapshot is not None and e.etag == verdict.etag)
+    violations = []
+    if not holding:
+        violations.append(Violation(container, verdict.name, MISSING_SNAPSHOT,
+                                    f"no snapshot carries the current ETag {verdict.etag} "
+                                    f"({verdict.snapshot_count} snapshot(s) of older versions)"))
+    hash_needed = False
+    if backup is None:
+        violations.append(Violation(container, verdict.name, MISSING_BACKUP, f"no backup named {backup_name!r}"))
+    else:
+        comparison = compare_listed(source, backup, deep)
+        if comparison is Comparison.DIFFERENT:
+            violations.append(Violation(container, verdict.name, CONTENT_MISMATCH, _listed_difference(source, backup)))
+        hash_needed = comparison is Comparison.HASH
+    return VersionCheck(violations, hash_needed, holding[-1] if holding else None)
+
+
+def _listed_difference(source: Content, backup: Content) -> str:
+    if source.size != backup.size:
+        return f"backup is {backup.size} bytes, the source version {source.size}"
+    assert source.md5 is not None and backup.md5 is not None
+    return f"Content-MD5 differs: source {source.md5.hex()}, backup {backup.md5.hex()}"
+
+
+def named_etag(backup_name: str) -> str | None:
+    """The ETag a contract backup name carries, or None if the name is not a contract name."""
+    match = _NAMED_ETAG.search(backup_name)
+    return match.group(1) if match else None
+
+
+def provenance_problem(container: str, backup_name: str, metadata: Mapping[str, str]) -> str | None:
+    """Why a contract-named backup's provenance stamp is missing or contradicts its name; None if sound."""
+    stamped = metadata.get("source_etag")
+    if stamped is None:
+        return ("no source_etag stamp: an unverified copy (a worker killed between the copy and its check, "
+                "or a copy made outside the worker)")
+    try:
+        etag = normalize_etag(unquote(stamped))
+    except ValueError:
+        return f"source_etag {stamped!r} is not an ETag"
+    if etag != named_etag(backup_name):
+        return f"source_etag {etag} contradicts the ETag {named_etag(backup_name)} in the backup's name"
+    source_container = metadata.get("source_container")
+    if source_container is not None and unquote(source_container) != container:
+        return f"source_container {unquote(source_container)!r} contradicts the container it is backed up for"
+    blob, last_modified = metadata.get("source_blob"), metadata.get("source_last_modified")
+    if blob is not None and last_modified is not None:
+        try:
+            expected = backup_blob_name(unquote(blob), datetime.fromisoformat(unquote(last_modified)), etag)
+        except ValueError:
+            return f"source_last_modified {last_modified!r} is not a timestamp"
+        if expected != backup_name:
+            return f"its stamp (source_blob, source_last_modified) names the backup {expected!r}, not this one"
+    return None
+
+
+def _content(item: BlobProperties) -> Content:
+    md5 = item.content_settings.content_md5 if item.content_settings else None
+    return Content(item.size, bytes(md5) if md5 else None)
+
+
+def _backups(container: str, client: ContainerClient, report: VerifyReport) -> dict[bytes, Content]:
+    """Complete contract-named backups by key, judging each one's provenance stamp on the way."""
+    contents: dict[bytes, Content] = {}
+    try:
+        for item in client.list_blobs(include=["metadata", "copy"]):
+            if item.copy is not None and item.copy.status in FAILED_COPY_STATES:
+                continue  # a failed copy under the final name is not a backup (as in status)
+            if named_etag(item.name) is None:
+                continue
+            report.backups_checked += 1
+            problem = provenance_problem(container, item.name, item.metadata or {})
+            if problem:
+                report.violations.append(Violation(container, item.name, ORPHANED_METADATA,
+                                                   f"backup {client.container_name}/{item.name}: {problem}"))
+            contents[backup_key(item.name)] = _content(item)
+    except ResourceNotFoundError:
+        return {}
+    return contents
+
+
+def _sources(client: ContainerClient) -> dict[str, tuple[str, Content]]:
+    """ETag and content of every base blob, by name (one entry per name, so no paging trap).
+
+    A dict rather than a merge with the grouped listing: it needs no assumption
+    about the service's sort order for non-ASCII names (Azurite and Azure differ).
+    Memory grows with the container, as status's backup keys do.
+    """
+    return {item.name: (normalize_etag(item.etag), _content(item))
+            for item in client.list_blobs(include=["metadata"]) if not is_directory_marker(item.metadata)}
+
+
+def streamed_sha256(blob: BlobClient, etag: str | None = None) -> tuple[bytes, int]:
+    """SHA-256 and size of a blob, read chunk by chunk (memory bounded by the SDK's chunk size).
+
+    With `etag`, the read is conditional, so a version rewritten mid-read raises
+    ResourceModifiedError instead of hashing a mix.
+    """
+    conditions: dict[str, Any] = {"etag": quoted(etag), "match_condition": MatchConditions.IfNotModified} if etag else {}
+    digest, size = hashlib.sha256(), 0
+    for chunk in blob.download_blob(**conditions).chunks():
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.digest(), size
+
+
+def _hash_compare(source: BlobClient, etag: str | None, backup: BlobClient, report: VerifyReport) -> bool | None:
+    """Whether both blobs hold the same bytes; None if either changed or vanished while read."""
+    try:
+        (source_hash, source_size), (backup_hash, backup_size) = streamed_sha256(source, etag), streamed_sha256(backup)
+    except (ResourceModifiedError, ResourceNotFoundError):
+        return None
+    report.bytes_hashed += source_size + backup_size
+    return source_hash == backup_hash
+
+
+def verify_container(settings: Settings, container: str, deep: bool, report: VerifyReport) -> None:
+    service = blob_service(settings.source)
+    source = service.get_container_client(container)
+    backup_client: ContainerClient | None = None
+    refusal: str | None = None
+    try:
+        backup_client = blob_service(settings.backup).get_container_client(
+            backup_container_name(container, settings.backup_container_suffix))
+    except InvalidInput as exc:
+        refusal = str(exc)  # the app refuses to back this container up: every blob is missing its backup
+    backups = _backups(container, backup_client, report) if backup_client is not None else {}
+    try:
+        sources = _sources(source)
+    except ResourceNotFoundError as exc:
+        raise ContainerNotFound(f"container {container!r} does not exist in the source account") from exc
+    report.containers += 1
+    for group, _ in iterate_groups(source, None):
+        verdict = judge(group)
+        if verdict is None:
+            continue
+        listed = sources.get(verdict.name)
+        if listed is None or listed[0] != verdict.etag:
+            report.changed_while_verifying += 1
+            continue
+        report.blobs_checked += 1
+        name = backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)
+        check = check_version(container, group, listed[1], name, backups.get(backup_key(name)), deep)
+        for violation in check.violations:
+            detail = refusal if violation.kind == MISSING_BACKUP and refusal else violation.detail
+            report.violations.append(Violation(violation.container, violation.blob, violation.kind, detail))
+        if check.hash_needed:
+            assert backup_client is not None  # a hash is only needed when a backup was listed
+            blob = service.get_blob_client(container, verdict.name, snapshot=check.snapshot)
+            same = _hash_compare(blob, None if check.snapshot else verdict.etag,
+                                 backup_client.get_blob_client(name), report)
+            if same is None:
+                report.changed_while_verifying += 1
+            elif not same:
+                report.violations.append(Violation(container, verdict.name, CONTENT_MISMATCH,
+                                                   f"SHA-256 of backup {name!r} differs from the source version's"))
+
+
+def verify_lake(settings: Settings, container: str | None = None, deep: bool = False) -> VerifyReport:
+    """Check the invariant over the source account (or one container); never raises for a violation."""
+    report = VerifyReport()
+    if container is not None:
+        validate_container_name(container)
+    with storage_errors("verifying the lake"):
+        names = [container] if container else [
+            c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
+        for name in names:
+            verify_container(settings, name, deep, report)
+    return report
+
+
+def format_report(report: VerifyReport) -> str:
+    """A summary line, then one line per violation."""
+    verdict = "clean" if report.clean else f"{len(report.violations)} violation(s)"
+    lines = [(f"{verdict}: {report.containers} container(s), {report.blobs_checked} blob(s), "
+              f"{report.backups_checked} backup(s) checked, {report.bytes_hashed} bytes hashed")]
+    if report.changed_while_verifying:
+        lines.append(f"{report.changed_while_verifying} blob(s) changed while verifying and were not judged")
+    if report.violations:
+        lines.append(f"{'kind':<18} {'container':<24} blob: detail")
+        lines += [f"{v.kind:<18} {v.container:<24} {v.blob}: {v.detail}" for v in report.violations]
+    return "\n".join(lines)

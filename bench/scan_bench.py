@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import sys
 import threading
@@ -32,6 +31,7 @@ from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import HttpRequest
 from azure.storage.blob import ContainerClient
 
+from bench import rclone_peer
 from shared_code import clients
 from shared_code.local.azurite import random_account_key, start_azurite
 from shared_code.naming import backup_blob_name
@@ -54,7 +54,9 @@ class Counter(SansIOHTTPPolicy):
 COUNTER = Counter()
 
 
-def measure(rounds: int, action: Callable[[], Any], prepare: Callable[[], Any] | None = None) -> dict[str, Any]:
+def measure(rounds: int, action: Callable[[], Any], prepare: Callable[[], Any] | None = None,
+            counted: bool = True) -> dict[str, Any]:
+    """Median seconds (and requests, when they go through our clients) of `rounds` runs of `action`."""
     times, requests = [], []
     for _ in range(rounds):
         if prepare is not None:
@@ -64,7 +66,8 @@ def measure(rounds: int, action: Callable[[], Any], prepare: Callable[[], Any] |
         action()
         times.append(time.perf_counter() - started)
         requests.append(COUNTER.count - before)
-    return {"seconds": round(statistics.median(times), 3), "requests": int(statistics.median(requests)),
+    return {"seconds": round(statistics.median(times), 3),
+            "requests": int(statistics.median(requests)) if counted else None,
             "rounds": [round(t, 3) for t in times]}
 
 
@@ -154,6 +157,13 @@ def main(argv: list[str] | None = None) -> int:
         seed(settings, containers, args.n // args.containers)
         print(f"seeded {args.n} blobs (+ snapshots, backups) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         source, backup = clients.blob_service(settings.source), clients.blob_service(settings.backup)
+        peer = None
+        if rclone_peer.available():  # its mirrors are filled first, so every measurement sees the same instance
+            peer = rclone_peer.RclonePeer(source, azurite.accounts["source"], backup, azurite.accounts["backup"],
+                                          containers)
+            started = time.perf_counter()
+            peer.fill()
+            print(f"rclone filled its mirrors in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         results: dict[str, Any] = {"n": args.n, "containers": args.containers}
 
         def floor() -> None:
@@ -181,8 +191,12 @@ def main(argv: list[str] | None = None) -> int:
             args.rounds, lambda: [produce(serial, c) for c in containers],
             lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
         results["per-blob baseline (original)"] = measure(args.baseline_rounds, lambda: per_blob_baseline(settings, containers))
-        results["rclone"] = ({"skipped": "rclone is not installed (apt-get install rclone)"}
-                             if shutil.which("rclone") is None else {"skipped": "rclone run not implemented yet"})
+        if peer is not None:
+            results["rclone copy, nothing to copy"] = measure(args.rounds, peer.copy, counted=False)
+            results["rclone check --one-way"] = measure(args.rounds, peer.check, counted=False)
+            peer.close()
+        else:
+            results["rclone"] = {"skipped": "rclone is not installed (apt-get install rclone)"}
         report(results, burst)
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(results, out, indent=2)
@@ -198,7 +212,8 @@ def report(results: dict[str, Any], burst: int) -> None:
     print(f"{'measurement':<34} {'seconds':>9} {'requests':>9}  rounds")
     for name, value in results.items():
         if isinstance(value, dict) and "seconds" in value:
-            print(f"{name:<34} {value['seconds']:>9.3f} {value['requests']:>9}  {value['rounds']}")
+            requests = "–" if value["requests"] is None else value["requests"]
+            print(f"{name:<34} {value['seconds']:>9.3f} {requests:>9}  {value['rounds']}")
         elif isinstance(value, dict):
             print(f"{name:<34} skipped: {value['skipped']}")
     baseline = results["per-blob baseline (original)"]["seconds"]
@@ -206,6 +221,9 @@ def report(results: dict[str, Any], burst: int) -> None:
     serial = results["same burst, one by one"]["seconds"]
     ratios = {"ours / floor (steady reconcile)": ours / floor, "baseline / ours": baseline / ours,
               "burst: one by one / pooled": serial / pooled}
+    if "rclone copy, nothing to copy" in results:
+        ratios["rclone copy no-op / ours"] = results["rclone copy, nothing to copy"]["seconds"] / ours
+        ratios["rclone check / ours"] = results["rclone check --one-way"]["seconds"] / ours
     results["ratios"] = {k: round(v, 2) for k, v in ratios.items()}
     for name, ratio in results["ratios"].items():
         print(f"{name:<34} {ratio:>9.2f}")

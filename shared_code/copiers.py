@@ -173,7 +173,13 @@ class AdfCopier:
         except HttpResponseError as exc:
             raise CopyFailed(f"could not start ADF pipeline {adf.pipeline_name!r}: HTTP {exc.status_code} {exc.reason}") from exc
         log.info("ADF run %s started for %r", run_id, job.blob_name)
-        self._wait(run_id, deadline)
+        try:
+            self._wait(run_id, deadline)
+        except CopyFailed:
+            # A run fails when its source is deleted or rewritten under it; that request is
+            # superseded, not failed (no retry, no poison), and whatever the run wrote goes.
+            discard_if_source_moved(job, "ADF copy")
+            raise
         discard_if_source_moved(job, "ADF copy")
         job.backup.set_blob_metadata(job.metadata)
 

@@ -1,15 +1,19 @@
 """Blob-lease mode: lock the source blob for the duration of a copy.
 
-Leases last at most 60 s unless renewed, so a background thread renews the
-lease while the copy runs; the lease is released in every outcome. If the
-worker process dies, the lease simply expires: nothing is left locked forever.
+Leases are finite (at most 60 s unless renewed; never infinite), so a
+background thread renews the lease while the copy runs; the lease is released
+in every outcome. If the worker process dies, the lease simply expires within
+`LEASE_SECONDS`: nothing is left locked forever. Because our own leases are
+always fixed-duration, a fixed lease found on a source is most likely another
+delivery of the same request (or a dead worker's), which ends by itself, while
+an infinite lease is someone else's lock: `wait_for_lease_end` tells them apart.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -20,23 +24,29 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, BlobLeaseClient
 
+from .clock import Deadline
 from .errors import SourceLeased, SourceSuperseded
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60
-RENEW_EVERY_SECONDS = 15.0
+LEASE_SECONDS = 60  # the service's maximum finite lease; read at call time so a test process can shorten it
+LEASE_POLL_SECONDS = 0.5
 
 
 @contextlib.contextmanager
 def held_lease(
-    blob: BlobClient, etag: str, *, lease_seconds: int = LEASE_SECONDS, renew_every: float = RENEW_EVERY_SECONDS
+    blob: BlobClient, etag: str, *, lease_seconds: int | None = None, renew_every: float | None = None
 ) -> Iterator[BlobLeaseClient]:
-    """Hold a lease on `blob` while its version is still `etag`.
+    """Hold a finite lease on `blob` while its version is still `etag`.
 
     Acquiring with If-Match means the locked version is the requested one; a
-    blob leased by someone else raises SourceLeased so the message is retried.
+    blob leased by someone else raises SourceLeased (see `wait_for_lease_end`).
+    Renewal runs four times per lease period, so one slow renewal does not lose it.
     """
+    lease_seconds = LEASE_SECONDS if lease_seconds is None else lease_seconds
+    if not 15 <= lease_seconds <= 60:
+        raise ValueError(f"a finite blob lease lasts 15-60 s, not {lease_seconds}")
+    renew_every = lease_seconds / 4 if renew_every is None else renew_every
     lease = BlobLeaseClient(blob)
     try:
         lease.acquire(lease_duration=lease_seconds, etag=f'"{etag}"', match_condition=MatchConditions.IfNotModified)
@@ -69,3 +79,30 @@ def held_lease(
             lease.release()
         except AzureError as exc:
             log.warning("could not release the lease on %r (it expires by itself): %s", blob.blob_name, type(exc).__name__)
+
+
+def wait_for_lease_end(blob: BlobClient, deadline: Deadline, poll_seconds: float | None = None) -> bool:
+    """Wait while `blob` carries a fixed-duration lease; True once it is free, False to give up.
+
+    Why wait at all: a duplicate delivery of a request being copied right now
+    finds the source leased by its twin; failing would cost a retry and an
+    error in the log for nothing, and waiting lets it find the finished backup.
+    A fixed lease ends within 60 s even if its holder died. An infinite (or
+    breaking) lease is not ours: give up at once and let the message retry.
+    """
+    poll_seconds = LEASE_POLL_SECONDS if poll_seconds is None else poll_seconds
+    waited = False
+    while True:
+        try:
+            lease = blob.get_blob_properties().lease
+        except ResourceNotFoundError:
+            return True  # deleted: the caller's next step finds the request superseded
+        if lease.state != "leased":
+            return True
+        if lease.duration != "fixed" or deadline.expired():
+            return False
+        if not waited:
+            log.info("%r has a fixed lease (another delivery copying it, or a worker that died); waiting for it to end",
+                     blob.blob_name)
+            waited = True
+        deadline.sleep(poll_seconds)

@@ -10,9 +10,9 @@ poison queue at once, with the reason in the log.
 from __future__ import annotations
 
 import contextlib
-import os
 import functools
 import logging
+import os
 import threading
 from enum import Enum
 
@@ -20,12 +20,23 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 from .clients import blob_service, default_credential, queue_client
-from .clock import Clock, Deadline, SYSTEM_CLOCK
+from .clock import SYSTEM_CLOCK, Clock, Deadline
 from .copiers import AdfCopier, BlobCopier, Copier, CopyJob, wait_for_server_copy
-from .errors import CopyFailed, InvalidInput, InvalidMessage, SourceSuperseded
-from .leases import held_lease
+from .errors import (
+    CopyFailed,
+    InvalidInput,
+    InvalidMessage,
+    SourceLeased,
+    SourceSuperseded,
+)
+from .leases import held_lease, wait_for_lease_end
 from .messages import BackupRequest, parse_request
-from .naming import backup_container_name, checked_backup_blob_name, encode_metadata_value, normalize_etag
+from .naming import (
+    backup_container_name,
+    checked_backup_blob_name,
+    encode_metadata_value,
+    normalize_etag,
+)
 from .settings import Settings, load_settings
 from .storage_io import same_content, send_creating_queue, storage_errors
 
@@ -83,13 +94,18 @@ def _ensure_container(service: BlobServiceClient, name: str, *, recheck: bool = 
         _created_containers.add(key)
 
 
-def _existing_backup(backup: BlobClient, metadata: dict[str, str], deadline: Deadline) -> bool:
+def _existing_backup(backup: BlobClient, source: BlobClient, etag: str, metadata: dict[str, str],
+                     deadline: Deadline) -> bool:
     """Whether a complete backup is already there (a duplicate delivery, or a finished earlier try).
 
     A copy still pending (a concurrent delivery started it) is waited for; a
-    failed or aborted one is not a backup and is overwritten. A backup whose
-    provenance metadata is missing (e.g. a try that died just after the copy)
-    gets it now.
+    failed or aborted one is not a backup and is overwritten. A backup without
+    our `source_etag` stamp was never verified: an ADF run of a concurrent
+    delivery (or of a killed worker) may have read the base blob after a
+    rewrite. It is accepted, and stamped, only if the source still holds
+    `etag` now that the backup exists: ETags never repeat, so the version was
+    unchanged from the request until after the copy read it. Otherwise it is
+    not counted, and the caller's copy overwrites or supersedes it.
     """
     try:
         props = backup.get_blob_properties()
@@ -101,6 +117,12 @@ def _existing_backup(backup: BlobClient, metadata: dict[str, str], deadline: Dea
     if status == "pending":
         wait_for_server_copy(backup, deadline)
     if "source_etag" not in props.metadata:
+        try:
+            still_current = normalize_etag(source.get_blob_properties().etag) == etag
+        except ResourceNotFoundError:
+            still_current = False
+        if not still_current:
+            return False
         backup.set_blob_metadata(metadata)
     return True
 
@@ -142,6 +164,14 @@ def _copy(copier: Copier, job: CopyJob, backup_service: BlobServiceClient, deadl
         log.warning("backup container %r was missing; recreating it", container)
         _ensure_container(backup_service, container, recheck=True)
         copier.copy(job, deadline)
+
+
+def _copy_under_lease(job: CopyJob, base: BlobClient, settings: Settings, backup_service: BlobServiceClient,
+                      deadline: Deadline) -> None:
+    """One copy attempt, holding the source's lease in lease mode."""
+    lease = held_lease(base, job.etag) if settings.use_blob_lease else contextlib.nullcontext()
+    with lease:
+        _copy(copier_for(settings), job, backup_service, deadline)
 
 
 def _discard_unverified_backup(request: BackupRequest, settings: Settings) -> None:
@@ -202,8 +232,14 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
     backup_service = blob_service(settings.backup)
     backup = backup_service.get_blob_client(container_backup, name_backup)
     deadline = Deadline.after(settings.max_copy_seconds, clock)
-    if _existing_backup(backup, backup_metadata(request, properties, request.snapshot), deadline):
+
+    def already_backed_up(metadata: dict[str, str]) -> bool:
+        if not _existing_backup(backup, base, request.etag, metadata, deadline):
+            return False
         log.info("already backed up: %s/%s as %s/%s", request.container, request.blob_name, container_backup, name_backup)
+        return True
+
+    if already_backed_up(backup_metadata(request, properties, request.snapshot)):
         return Outcome.ALREADY_BACKED_UP
     snapshot = _snapshot_with_version(source, request)
     metadata = backup_metadata(request, properties, snapshot)
@@ -211,13 +247,21 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
         source_service=source, container=request.container, blob_name=request.blob_name, etag=request.etag,
         size=properties.size, snapshot=snapshot, backup=backup, metadata=metadata, lease_held=settings.use_blob_lease,
     )
-    lease = held_lease(base, request.etag) if settings.use_blob_lease else contextlib.nullcontext()
-    try:
-        with lease:
-            _copy(copier_for(settings), job, backup_service, deadline)
-    except SourceSuperseded as exc:
-        log.info("superseded: %s", exc)
-        return Outcome.SUPERSEDED
+    while True:
+        try:
+            _copy_under_lease(job, base, settings, backup_service, deadline)
+            break
+        except SourceSuperseded as exc:
+            log.info("superseded: %s", exc)
+            return Outcome.SUPERSEDED
+        except SourceLeased:
+            # A fixed lease is a twin delivery copying right now, or a dead worker's that expires:
+            # wait for it, then the twin's backup is found (or the copy is ours to make).
+            if deadline.expired() or not wait_for_lease_end(base, deadline):
+                raise
+            log.info("lease on %s/%s ended; checking for the backup again", request.container, request.blob_name)
+            if already_backed_up(metadata):
+                return Outcome.ALREADY_BACKED_UP
     log.info("backed up: %s/%s (ETag %s%s) to %s/%s", request.container, request.blob_name, request.etag,
              f", snapshot {snapshot}" if snapshot else "", container_backup, name_backup)
     return Outcome.BACKED_UP

@@ -18,7 +18,9 @@ from shared_code.naming import backup_blob_name
 from shared_code.worker import Outcome, handle_message
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, call_http
+from tests.reliability import record
 from tests.test_end_to_end import assert_backed_up
+from tests.test_races import lake_verdict
 
 
 def request_for(lake: Lake, container: str, name: str, snapshot: str | None = None) -> bytes:
@@ -60,6 +62,7 @@ def test_stale_request_is_superseded_not_failed(lake: Lake) -> None:
     assert lake.backup_names("raw") == []
 
 
+@pytest.mark.reliability
 def test_deleted_source_is_superseded_without_poison(lake: Lake) -> None:
     lake.upload("raw", "gone.csv", b"v1")
     call_http(PRODUCER, params={"container": "raw"})
@@ -67,6 +70,10 @@ def test_deleted_source_is_superseded_without_poison(lake: Lake) -> None:
     result = lake.drain()
     assert (result.succeeded, result.failed, result.poisoned) == (1, 0, 0)
     assert lake.queue_length(poison=True) == 0
+    verdict = lake_verdict(lake.settings)
+    assert verdict == "clean"
+    record("blob deleted between the request and the copy", tries=1, outcome="superseded, no failed try, no poison",
+           messages_poisoned=result.poisoned, verify=verdict)
 
 
 @pytest.mark.parametrize(
@@ -96,9 +103,11 @@ def test_leased_source_is_retried_later_not_dropped(lake: Lake) -> None:
     assert handle_message(body, lake.settings) is Outcome.BACKED_UP
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("lease", ["true", "false"])
 def test_copy_failure_raises_and_releases_the_lease(lake: Lake, monkeypatch: pytest.MonkeyPatch, lease: str) -> None:
-    """A copy the service refuses must raise (the host retries, then poisons); lease mode leaves no lease behind."""
+    """A copy the service refuses must raise (the host retries, then poisons the message byte for byte);
+    lease mode leaves no lease behind."""
     monkeypatch.setenv("USING_BLOB_LEASE", lease)
     real_url = copiers.signed_source_url
     leases_seen: list[str] = []
@@ -111,14 +120,25 @@ def test_copy_failure_raises_and_releases_the_lease(lake: Lake, monkeypatch: pyt
     monkeypatch.setattr(copiers, "signed_source_url", forged_signature)
     lake.upload("raw", "a.csv", b"data")
     call_http(PRODUCER, params={"container": "raw"})
+    [sent] = lake.messages()
     result = lake.drain(max_dequeue_count=3)
     assert (result.failed, result.poisoned, result.succeeded) == (3, 1, 0)
     assert all(e.startswith("CopyFailed") for e in result.errors), result.errors
     assert set(leases_seen) == ({"leased"} if lease == "true" else {"available"})
     assert lake.source.get_blob_client("raw", "a.csv").get_blob_properties().lease.state == "available"
     assert lake.backup_names("raw") == []
-    poisoned = json.loads(next(iter(lake.poison_queue.receive_messages())).content)
-    assert poisoned["blob_name"] == "a.csv"
+    [poisoned] = lake.poison_queue.receive_messages()
+    assert poisoned.content == sent and json.loads(poisoned.content)["blob_name"] == "a.csv"
+    monkeypatch.setattr(copiers, "signed_source_url", real_url)  # the cause is fixed: a new request succeeds
+    assert lake_verdict(lake.settings) != "clean"
+    lake.queue.send_message(poisoned.content)
+    assert lake.drain().succeeded == 1
+    verdict = lake_verdict(lake.settings)
+    assert verdict == "clean"
+    record(f"copy fails on every try (lease {'on' if lease == 'true' else 'off'})", tries=result.failed,
+           outcome=f"{result.failed} failed tries, then moved to the poison queue byte for byte; no lease left; "
+                   "the same message requeued after the fix backed up",
+           messages_poisoned=result.poisoned, verify=f"{verdict} (after requeue)")
 
 
 def test_lease_mode_releases_the_lease_after_success(lake: Lake) -> None:

@@ -1,0 +1,203 @@
+"""Races on Azurite: a blob rewritten or deleted while its copy runs, and two producers at once.
+
+The ADF engine is the one that reads the base blob (a snapshot cannot change),
+so the copy is made slow and observable with the ADF double's `hang_runs`:
+the test sees the run exist, changes the source, then lets the run finish.
+Every scenario ends with the invariant (`lake_verdict`) and a check that each
+stored backup is byte-identical to the version its name's ETag identifies.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import TypeVar
+from urllib.parse import unquote
+
+import pytest
+from azure.core.exceptions import HttpResponseError
+
+from shared_code import worker
+from shared_code.clock import Deadline
+from shared_code.naming import backup_blob_name, normalize_etag
+from shared_code.scan import ScanReport, produce
+from shared_code.settings import Settings
+from shared_code.verify import verify_lake
+from tests.conftest import Lake
+from tests.functions_host import PRODUCER, call_http
+from tests.reliability import record
+from tests.test_adf_engine import adf_lake  # noqa: F401 - fixture
+
+T = TypeVar("T")
+DEADLINE_SECONDS = 60.0  # only to avoid hanging: every wait below ends on an observed state
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = DEADLINE_SECONDS) -> None:
+    """Poll storage (or a double) until `condition` holds; fail, never hang, if it does not."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.05)
+
+
+def lake_verdict(settings: Settings) -> str:
+    """'clean', or the violations `verify --deep` finds (hashes compared, not only listed MD5s)."""
+    report = verify_lake(settings, container=None, deep=True)
+    return "clean" if report.clean else "; ".join(f"{v.kind} {v.container}/{v.blob}: {v.detail}" for v in report.violations)
+
+
+def assert_every_backup_is_its_version(lake: Lake, container: str) -> int:
+    """Each backup holds exactly the bytes of the source version its `source_etag` names (a snapshot
+    of it, or the base blob if it is still current); returns how many backups were checked.
+
+    `verify` only looks at current versions; a wrong backup of an older version would slip past it.
+    """
+    source = lake.source.get_container_client(container)
+    versions = {}
+    for item in source.list_blobs(include=["snapshots"]):
+        key = (item.name, normalize_etag(item.etag))
+        if key not in versions or item.snapshot:
+            versions[key] = source.get_blob_client(item.name, snapshot=item.snapshot)
+    names = lake.backup_names(container)
+    for name in names:
+        backup = lake.backup.get_blob_client(container + "bak", name)
+        meta = backup.get_blob_properties().metadata
+        key = (unquote(meta["source_blob"]), meta["source_etag"])
+        assert key in versions, f"backup {name} names a version the source never had: {key}"
+        assert backup.download_blob().readall() == versions[key].download_blob().readall(), name
+    return len(names)
+
+
+def run_in_thread(target: Callable[[], T]) -> Future[T]:
+    """Run a call in a thread; `.result()` returns its value or raises its exception in the test thread."""
+    future: Future[T] = Future()
+
+    def body() -> None:
+        try:
+            future.set_result(target())
+        except BaseException as exc:  # noqa: BLE001 - re-raised by future.result() in the test thread
+            future.set_exception(exc)
+
+    threading.Thread(target=body, name="call-under-test", daemon=True).start()
+    return future
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("lease", ["true", "false"])
+def test_a_blob_rewritten_while_its_copy_runs(adf_lake, monkeypatch: pytest.MonkeyPatch, lease: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811 - fixture
+    """With a lease the rewrite is refused (412) and v1 is backed up; without one the run copies v2,
+    the ETag check discards it (superseded). Either way the next producer run backs up v2."""
+    lake, adf, _ = adf_lake
+    monkeypatch.setenv("USING_BLOB_LEASE", lease)
+    lake.upload("raw", "hot.csv", b"v1")
+    call_http(PRODUCER, params={"container": "raw"})
+    [body] = lake.messages()
+    blob = lake.source.get_blob_client("raw", "hot.csv")
+    adf.hang_runs = True
+    outcome = run_in_thread(lambda: worker.handle_message(body, lake.settings))
+    wait_until(lambda: outcome.done() or len(adf.runs) == 1, "the ADF run started")
+    rewrite_refused: HttpResponseError | None = None
+    try:
+        blob.upload_blob(b"v2 written during the copy", overwrite=True)
+    except HttpResponseError as exc:
+        rewrite_refused = exc
+    adf.hang_runs = False
+    result = outcome.result(DEADLINE_SECONDS)
+    if lease == "true":
+        assert rewrite_refused is not None and rewrite_refused.status_code == 412, rewrite_refused
+        assert result is worker.Outcome.BACKED_UP
+        blob.upload_blob(b"v2 written after the copy", overwrite=True)
+    else:
+        assert rewrite_refused is None
+        assert result is worker.Outcome.SUPERSEDED
+        assert lake.backup_names("raw") == []
+    call_http(PRODUCER, params={"container": "raw"})
+    stats = lake.drain()  # the first request again (the host would redeliver it) and v2's
+    assert (stats.succeeded, stats.failed, stats.poisoned) == (2, 0, 0), stats.errors
+    checked = assert_every_backup_is_its_version(lake, "raw")
+    assert checked == (2 if lease == "true" else 1)
+    verdict = lake_verdict(lake.settings)
+    assert verdict == "clean"
+    record(f"blob rewritten while its ADF copy runs (lease {'on' if lease == 'true' else 'off'})", tries=1,
+           outcome=("rewrite refused with 412, v1 backed up, v2 backed up after the next producer run" if lease == "true"
+                    else "run copied v2, backup discarded (superseded), v2 backed up after the next producer run")
+           + f"; {checked} backup(s), each byte-identical to its named version",
+           messages_poisoned=stats.poisoned, verify=verdict)
+
+
+@pytest.mark.reliability
+def test_a_blob_deleted_while_its_adf_copy_runs_is_superseded_not_retried(adf_lake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811 - fixture
+    """Regression: the run fails (its source is gone) and that failure was raised as CopyFailed, costing a
+    retry and an error for a request that was simply superseded."""
+    lake, adf, _ = adf_lake
+    monkeypatch.setenv("USING_BLOB_LEASE", "false")
+    lake.upload("raw", "keep.csv", b"stays")
+    lake.upload("raw", "gone.csv", b"deleted mid-copy")
+    call_http(PRODUCER, params={"container": "raw"})
+    body = next(m for m in lake.messages() if b"gone.csv" in m)
+    adf.hang_runs = True
+    outcome = run_in_thread(lambda: worker.handle_message(body, lake.settings))
+    wait_until(lambda: outcome.done() or len(adf.runs) == 1, "the ADF run started")
+    lake.source.get_blob_client("raw", "gone.csv").delete_blob(delete_snapshots="include")
+    adf.hang_runs = False
+    assert outcome.result(DEADLINE_SECONDS) is worker.Outcome.SUPERSEDED
+    assert adf.runs[0].status == "Failed"
+    stats = lake.drain()  # the host delivers both requests: gone.csv's again (superseded), and keep.csv's
+    assert (stats.succeeded, stats.failed, stats.poisoned) == (2, 0, 0), stats.errors
+    [kept] = lake.backup_names("raw")
+    assert kept.startswith("keep_")
+    verdict = lake_verdict(lake.settings)
+    assert verdict == "clean"
+    record("blob deleted while its ADF copy runs", tries=1, outcome="run failed, request superseded: no retry, no poison",
+           messages_poisoned=stats.poisoned, verify=verdict)
+
+
+def test_an_unstamped_backup_is_not_accepted_once_its_source_moved(lake: Lake) -> None:
+    """Regression: a duplicate delivery that found a concurrent ADF run's unverified backup stamped it
+    `source_etag` (verified) even if the blob was rewritten before that run read it; if the run's own
+    worker then died, wrong bytes stayed under the old name, marked verified. The stamp now needs the
+    source to still hold the version after the backup was seen."""
+    lake.upload("raw", "a.csv", b"v1")
+    base = lake.source.get_blob_client("raw", "a.csv")
+    v1 = base.get_blob_properties()
+    lake.backup.create_container("rawbak")
+    backup = lake.backup.get_blob_client("rawbak", backup_blob_name("a.csv", v1.last_modified, v1.etag))
+    lake.upload("raw", "a.csv", b"v2")
+    backup.upload_blob(b"v2")  # what a run that read the base blob after the rewrite stores
+    stamp = {"source_etag": normalize_etag(v1.etag)}
+    assert not worker._existing_backup(backup, base, normalize_etag(v1.etag), stamp, Deadline.after(30))
+    assert "source_etag" not in backup.get_blob_properties().metadata
+
+
+@pytest.mark.reliability
+def test_two_producers_on_one_container_at_once(lake: Lake) -> None:
+    """Both scans judge the same blobs; some get two snapshots and two requests (counted), none gets none."""
+    blobs = 120
+    for i in range(blobs):
+        lake.upload("raw", f"d{i % 7}/f{i:03}.csv", f"row {i}".encode())
+    barrier = threading.Barrier(2)
+
+    def one_producer() -> ScanReport:
+        barrier.wait()
+        return produce(lake.settings, "raw")
+
+    producers = [run_in_thread(one_producer) for _ in range(2)]
+    reports = [p.result(DEADLINE_SECONDS) for p in producers]
+    assert all(not r.errors for r in reports), [r.errors for r in reports]
+    snapshots = {name: len(lake.snapshots("raw", name)) for name in lake.container("raw").list_blob_names()}
+    assert len(snapshots) == blobs and min(snapshots.values()) >= 1
+    duplicate_snapshots = sum(n - 1 for n in snapshots.values())
+    requests = sum(r.backup_requests for r in reports)
+    assert requests == sum(r.snapshots_created for r in reports) == blobs + duplicate_snapshots
+    assert lake.queue_length() == requests  # no lost request
+    stats = lake.drain()
+    assert (stats.succeeded, stats.failed, stats.poisoned) == (requests, 0, 0), stats.errors
+    assert len(lake.backup_names("raw")) == blobs
+    verdict = lake_verdict(lake.settings)
+    assert verdict == "clean"
+    record("two producers on one container at once", tries=blobs,
+           outcome=f"{duplicate_snapshots} duplicate snapshots and requests, {requests} requests for {blobs} blobs, "
+                   f"none lost; one backup per blob",
+           messages_poisoned=stats.poisoned, verify=verdict)

@@ -32,6 +32,7 @@ from azure.core.pipeline.transport import HttpRequest
 from azure.storage.blob import ContainerClient
 
 from bench import rclone_peer
+from bench.latency import LatencyProxy
 from shared_code import clients
 from shared_code.local.azurite import random_account_key, start_azurite
 from shared_code.naming import backup_blob_name
@@ -136,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--baseline-rounds", type=int, default=1, help="the per-blob baseline is slow")
+    parser.add_argument("--rtt-ms", type=float, default=10.0,
+                        help="emulated network round trip per request for the remote burst (default %(default)s)")
     parser.add_argument("--json", default="bench/results.json")
     args = parser.parse_args(argv)
     azurite = start_azurite({"source": random_account_key(), "backup": random_account_key()})
@@ -190,6 +193,21 @@ def main(argv: list[str] | None = None) -> int:
         results["same burst, one by one"] = measure(
             args.rounds, lambda: [produce(serial, c) for c in containers],
             lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
+        remote = LatencyProxy(azurite, args.rtt_ms / 1000)
+        try:
+            far = load_settings({**os.environ, **{f"{account.upper()}_STORAGE_CONNECTION_STRING": remote.connection_string(
+                "source" if account == "queue" else account) for account in ("source", "backup", "queue")}})
+            rtt = f"{args.rtt_ms:g} ms RTT"
+            results[f"producer, steady, {rtt}"] = measure(args.rounds, lambda: [produce(far, c) for c in containers])
+            results[f"producer, burst of {burst}, {rtt}"] = measure(
+                args.rounds, lambda: [produce(far, c) for c in containers],
+                lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
+            results[f"same burst, one by one, {rtt}"] = measure(
+                args.rounds, lambda: [produce(replace(far, write_concurrency=1), c) for c in containers],
+                lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
+        finally:
+            remote.stop()
+        results["rtt_ms"] = args.rtt_ms
         results["per-blob baseline (original)"] = measure(args.baseline_rounds, lambda: per_blob_baseline(settings, containers))
         if peer is not None:
             results["rclone copy, nothing to copy"] = measure(args.rounds, peer.copy, counted=False)
@@ -209,24 +227,30 @@ def report(results: dict[str, Any], burst: int) -> None:
     floor = results["listing floor"]["seconds"]
     ours = results["reconcile, steady"]["seconds"]
     print(f"N = {results['n']} base blobs in {results['containers']} containers (each with a snapshot and a backup)")
-    print(f"{'measurement':<34} {'seconds':>9} {'requests':>9}  rounds")
+    print(f"{'measurement':<44} {'seconds':>9} {'requests':>9}  rounds")
     for name, value in results.items():
         if isinstance(value, dict) and "seconds" in value:
             requests = "–" if value["requests"] is None else value["requests"]
-            print(f"{name:<34} {value['seconds']:>9.3f} {requests:>9}  {value['rounds']}")
+            print(f"{name:<44} {value['seconds']:>9.3f} {requests:>9}  {value['rounds']}")
         elif isinstance(value, dict):
-            print(f"{name:<34} skipped: {value['skipped']}")
+            print(f"{name:<44} skipped: {value['skipped']}")
     baseline = results["per-blob baseline (original)"]["seconds"]
     pooled = results[f"producer, burst of {burst}"]["seconds"]
     serial = results["same burst, one by one"]["seconds"]
+    rtt = f"{results['rtt_ms']:g} ms RTT"
+    far_steady = results[f"producer, steady, {rtt}"]["seconds"]
+    far_pooled = results[f"producer, burst of {burst}, {rtt}"]["seconds"]
+    far_serial = results[f"same burst, one by one, {rtt}"]["seconds"]
     ratios = {"ours / floor (steady reconcile)": ours / floor, "baseline / ours": baseline / ours,
-              "burst: one by one / pooled": serial / pooled}
+              "burst: one by one / pooled": serial / pooled,
+              f"burst, {rtt}: one by one / pooled": far_serial / far_pooled,
+              f"burst writes, {rtt}: one by one / pooled": (far_serial - far_steady) / max(far_pooled - far_steady, 1e-9)}
     if "rclone copy, nothing to copy" in results:
         ratios["rclone copy no-op / ours"] = results["rclone copy, nothing to copy"]["seconds"] / ours
         ratios["rclone check / ours"] = results["rclone check --one-way"]["seconds"] / ours
     results["ratios"] = {k: round(v, 2) for k, v in ratios.items()}
     for name, ratio in results["ratios"].items():
-        print(f"{name:<34} {ratio:>9.2f}")
+        print(f"{name:<44} {ratio:>9.2f}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ storage is down, instead of answering 503.
 from __future__ import annotations
 
 import functools
+import random
 from typing import Any
 
 import requests
@@ -30,13 +31,18 @@ from requests.adapters import HTTPAdapter
 
 from .settings import StorageTarget
 
+# Retries per request (the storage SDK's counters; each limits its own kind, RETRY_TOTAL all kinds together).
 RETRY_TOTAL = 4
+RETRY_STATUS = 3   # 5xx (except 501/505) and 408 answers
+RETRY_READ = 3     # connection reset or timed out after the request was sent
+RETRY_CONNECT = 2  # connection refused or not established
+FIRST_RETRY_SECONDS = 1.0
+RETRY_JITTER = 0.5  # each wait is drawn from [1 - j, 1 + j] times its nominal value
 # Extra azure-core policies for every storage client built after they are added (the benchmark and
 # tests count requests with one). The storage SDK ignores `per_call_policies`; its hook for extra
 # policies is `_additional_pipeline_policies`, placed after the retry policy, so every HTTP attempt
 # passes through them. Clients are cached: clear the caches after changing this list.
 EXTRA_POLICIES: list[Any] = []
-RETRY_CONNECT = 2
 
 
 CONNECTION_POOL_SIZE = 64  # above SCAN_WRITE_CONCURRENCY's useful range, so no connection is thrown away
@@ -55,22 +61,56 @@ def _transport() -> RequestsTransport:
     return RequestsTransport(session=session, session_owner=True, connection_timeout=10, read_timeout=120)
 
 
-def _client_options(retry_class: type = BlobExponentialRetry) -> dict[str, Any]:
-    """Timeouts and retries for every storage client.
+class _DoublingBackoff:
+    """Waits 1 s, 2 s, 4 s, 8 s (each +-50 %) before retries 1, 2, 3, 4.
 
-    The storage SDK's default ExponentialRetry waits 15 s, then 18 s, 24 s...,
-    so an unreachable account held an HTTP trigger for over a minute. Here
-    throttling (500/503) is retried 4 times after ~1 s, 3 s, 5 s and 9 s, with
-    jitter, and a refused connection only twice: storage that is down answers
-    503 within seconds, storage that is busy gets time to recover.
+    A request answered 5xx every time gives up after 3 retries (~7 s of waits,
+    at most 10.5 s), one that cannot connect after 2 (~3 s, at most 4.5 s),
+    and a mix after 4 (~15 s, at most 22.5 s).
+
+    Why these numbers:
+    - Most transient faults on Azure (a reset, a 500 while a partition moves)
+      are over within a second, so the first retry comes soon.
+    - Throttling (503 ServerBusy) needs the load to drop: the waits double, and
+      the jitter spreads the scan's parallel writers apart.
+    - Giving up within ~7-15 s keeps a failing write inside the HTTP scan's
+      write-drain share (10 % of HTTP_TIME_BUDGET_SECONDS = 20 s) and far below
+      Azure's 230 s HTTP limit; the queue worker needs no longer chain, since
+      the host retries the whole message (visibilityTimeout, maxDequeueCount).
+    The storage SDK's own ExponentialRetry computes `initial + base ** n` with
+    n starting at 1, so its parameters cannot express this (with initial 1 and
+    base 2, which this app used before, the waits were 3, 5, 9 and 17 s).
+    """
+
+    def get_backoff_time(self, settings: dict[str, Any]) -> float:
+        nominal = FIRST_RETRY_SECONDS * 2 ** max(settings["count"] - 1, 0)
+        return random.uniform(nominal * (1 - RETRY_JITTER), nominal * (1 + RETRY_JITTER))
+
+
+class BlobRetry(_DoublingBackoff, BlobExponentialRetry):
+    """The blob clients' retry policy (see `_DoublingBackoff`)."""
+
+
+class QueueRetry(_DoublingBackoff, QueueExponentialRetry):
+    """The queue clients' retry policy (see `_DoublingBackoff`)."""
+
+
+def client_options(retry_class: type = BlobRetry) -> dict[str, Any]:
+    """Timeouts and retries for every storage client (public so that test clients can match the app's).
+
+    Status errors (500/503), resets and timeouts are retried 3 times, 4 at most
+    when they mix (see `_DoublingBackoff` for the waits); a refused connection
+    only twice, so an account that is down answers 503 within ~3-5 s, while one
+    that is busy gets ~7-15 s to recover. Which status codes are retried is the storage SDK's
+    decision (5xx except 501/505, and 408); it retries every method, including
+    non-idempotent ones whose response was lost, and the app is built for that
+    (idempotent worker, duplicate snapshots and requests are harmless).
     """
     return {
         "_additional_pipeline_policies": list(EXTRA_POLICIES),
         "transport": _transport(),
-        "retry_policy": retry_class(
-            initial_backoff=1, increment_base=2, retry_total=RETRY_TOTAL, retry_connect=RETRY_CONNECT,
-            random_jitter_range=1,
-        ),
+        "retry_policy": retry_class(retry_total=RETRY_TOTAL, retry_status=RETRY_STATUS, retry_read=RETRY_READ,
+                                    retry_connect=RETRY_CONNECT),
     }
 
 
@@ -83,8 +123,8 @@ def default_credential() -> DefaultAzureCredential:
 @functools.lru_cache(maxsize=16)
 def blob_service(target: StorageTarget) -> BlobServiceClient:
     if target.connection_string:
-        return BlobServiceClient.from_connection_string(target.connection_string, **_client_options())
-    return BlobServiceClient(target.account_url("blob"), credential=default_credential(), **_client_options())
+        return BlobServiceClient.from_connection_string(target.connection_string, **client_options())
+    return BlobServiceClient(target.account_url("blob"), credential=default_credential(), **client_options())
 
 
 @functools.lru_cache(maxsize=16)
@@ -101,7 +141,7 @@ def queue_client(target: StorageTarget, queue_name: str, binary: bool = False) -
         codecs = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
     if target.connection_string:
         return QueueClient.from_connection_string(
-            target.connection_string, queue_name, **codecs, **_client_options(QueueExponentialRetry)
+            target.connection_string, queue_name, **codecs, **client_options(QueueRetry)
         )
     credential: Any
     if target.account_key:
@@ -109,5 +149,5 @@ def queue_client(target: StorageTarget, queue_name: str, binary: bool = False) -
     else:
         credential = default_credential()
     return QueueClient(
-        target.account_url("queue"), queue_name, credential=credential, **codecs, **_client_options(QueueExponentialRetry)
+        target.account_url("queue"), queue_name, credential=credential, **codecs, **client_options(QueueRetry)
     )

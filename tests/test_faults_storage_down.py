@@ -65,12 +65,33 @@ def disk_azurite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Az
     instance.stop()
 
 
-def paced_worker() -> Callable[[func.QueueMessage], Any]:
+class Outage:
+    """Holds invocations that start once `trip()` was called until `release()`, so storage is surely
+    stopped while some tries are in flight (without it, the stop can fall between two batches and
+    no try ever meets the missing storage)."""
+
+    def __init__(self) -> None:
+        self.tripped, self.held, self.released = threading.Event(), threading.Event(), threading.Event()
+
+    def trip(self) -> None:
+        self.tripped.set()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def hold_if_tripped(self) -> None:
+        if self.tripped.is_set() and not self.released.is_set():
+            self.held.set()
+            self.released.wait(60)
+
+
+def paced_worker(outage: Outage) -> Callable[[func.QueueMessage], Any]:
     """The queue trigger's main, each invocation taking INVOCATION_SECONDS longer (a slower function)."""
     main = importlib.import_module(QUEUE_WORKER).main
 
     def run(message: func.QueueMessage) -> Any:
         time.sleep(INVOCATION_SECONDS)
+        outage.hold_if_tripped()
         return main(message)
     return run
 
@@ -100,15 +121,19 @@ def test_storage_down_mid_drain_loses_nothing(disk_azurite: AzuriteInstance) -> 
     assert status == 200 and produced["backup_requests"] == BLOBS
 
     with counting_retries() as counter:
-        runner = queue_runner(disk_azurite.connection_string("source"), OPTIONS, paced_worker())
+        outage = Outage()
+        runner = queue_runner(disk_azurite.connection_string("source"), OPTIONS, paced_worker(outage))
         polling = threading.Thread(target=runner.run_forever, name="storage-down-runner", daemon=True)
         polling.start()
         try:
             wait_until(lambda: runner.stats.succeeded >= 8, 60, "the drain to get going")
+            outage.trip()
+            wait_until(outage.held.is_set, 60, "a try in flight")
             disk_azurite.pause()
+            outage.release()
             done_at_stop = runner.stats.succeeded
             down_answers = [timed_call(PRODUCER, {"container": CONTAINER}), timed_call(RECONCILIATION, None)]
-            wait_until(lambda: runner.stats.failed >= 1, 30, "an in-flight try to fail on the missing storage")
+            wait_until(lambda: runner.stats.failed >= 1, 60, "an in-flight try to fail on the missing storage")
             disk_azurite.resume()
             wait_until(lambda: runner.idle() and runner.queue.get_queue_properties().approximate_message_count == 0,
                        90, "the queue to drain after the restart")

@@ -38,7 +38,7 @@ from .clients import blob_service
 from .detect import ListedBlob, backup_key, is_directory_marker, judge
 from .errors import ContainerNotFound, InvalidInput
 from .listing import iterate_groups
-from .naming import backup_blob_name, backup_container_name, normalize_etag, validate_container_name
+from .naming import MAX_BLOB_NAME, backup_blob_name, backup_container_name, normalize_etag, validate_container_name
 from .settings import Settings
 from .storage_io import FAILED_COPY_STATES, quoted, storage_errors
 
@@ -130,7 +130,10 @@ def check_version(container: str, group: list[ListedBlob], source: Content, back
                                     f"({verdict.snapshot_count} snapshot(s) of older versions)"))
     hash_needed = False
     if backup is None:
-        violations.append(Violation(container, verdict.name, MISSING_BACKUP, f"no backup named {backup_name!r}"))
+        detail = (f"cannot be backed up: its backup name would be {len(backup_name)} characters and Azure allows "
+                  f"at most {MAX_BLOB_NAME} (rename the blob)" if len(backup_name) > MAX_BLOB_NAME
+                  else f"no backup named {backup_name!r}")
+        violations.append(Violation(container, verdict.name, MISSING_BACKUP, detail))
     else:
         comparison = compare_listed(source, backup, deep)
         if comparison is Comparison.DIFFERENT:

@@ -55,21 +55,39 @@ class Counter(SansIOHTTPPolicy):
 COUNTER = Counter()
 
 
-def measure(rounds: int, action: Callable[[], Any], prepare: Callable[[], Any] | None = None,
-            counted: bool = True) -> dict[str, Any]:
-    """Median seconds (and requests, when they go through our clients) of `rounds` runs of `action`."""
-    times, requests = [], []
+Step = tuple[Callable[[], Any], Callable[[], Any] | None]  # (action, prepare)
+
+
+def measure_side_by_side(rounds: int, steps: dict[str, Step], counted: bool = True) -> dict[str, dict[str, Any]]:
+    """Median seconds (and requests, when they go through our clients) of each step over `rounds`.
+
+    Rounds alternate between the steps (A, B, A, B, ...), so a slow patch of
+    this shared machine hits every step alike instead of biasing one.
+    """
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    requests: dict[str, list[int]] = {name: [] for name in steps}
     for _ in range(rounds):
-        if prepare is not None:
-            prepare()
-        before = COUNTER.count
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-        requests.append(COUNTER.count - before)
-    return {"seconds": round(statistics.median(times), 3),
-            "requests": int(statistics.median(requests)) if counted else None,
-            "rounds": [round(t, 3) for t in times]}
+        for name, (action, prepare) in steps.items():
+            if prepare is not None:
+                prepare()
+            before = COUNTER.count
+            started = time.perf_counter()
+            action()
+            times[name].append(time.perf_counter() - started)
+            requests[name].append(COUNTER.count - before)
+    results = {}
+    for name in steps:
+        results[name] = {"seconds": round(statistics.median(times[name]), 3),
+                         "requests": int(statistics.median(requests[name])) if counted else None,
+                         "rounds": [round(t, 3) for t in times[name]]}
+        print(f"  {name}: {results[name]}", file=sys.stderr, flush=True)
+    return results
+
+
+def measure(rounds: int, action: Callable[[], Any], prepare: Callable[[], Any] | None = None,
+            counted: bool = True, name: str = "") -> dict[str, Any]:
+    """One step measured alone (see `measure_side_by_side`)."""
+    return measure_side_by_side(rounds, {name: (action, prepare)}, counted)[name]
 
 
 def raw_list(container: ContainerClient, include: str) -> int:
@@ -174,47 +192,51 @@ def main(argv: list[str] | None = None) -> int:
                 raw_list(source.get_container_client(c), "&include=snapshots,metadata")
                 raw_list(backup.get_container_client(c + settings.backup_container_suffix), "")
 
-        results["listing floor"] = measure(args.rounds, floor)
-        results["reconcile, steady"] = measure(args.rounds, lambda: reconcile(settings))
-        results["producer, steady"] = measure(args.rounds, lambda: [produce(settings, c) for c in containers])
+        results.update(measure_side_by_side(args.rounds, {
+            "listing floor": (floor, None),
+            "reconcile, steady": (lambda: reconcile(settings), None),
+            "producer, steady": (lambda: [produce(settings, c) for c in containers], None),
+        }))
+        # Everything up to here runs in the steady state; the measurements below change blobs.
+        results["per-blob baseline (original)"] = measure(
+            args.baseline_rounds, lambda: per_blob_baseline(settings, containers), name="per-blob baseline (original)")
+        if peer is not None:
+            results.update(measure_side_by_side(args.rounds, {
+                "rclone copy, nothing to copy": (peer.copy, None), "rclone check --one-way": (peer.check, None),
+            }, counted=False))
+            peer.close()
+        else:
+            results["rclone"] = {"skipped": "rclone is not installed (apt-get install rclone)"}
         round_no = [0]
         one_percent = max(1, args.n // 100)
-        results["reconcile, 1% changed"] = measure(
-            args.rounds, lambda: reconcile(settings), lambda: (change(settings, containers, one_percent, round_no),
-                                                               queue.clear_messages()))
-        results["producer, 1% changed"] = measure(
-            args.rounds, lambda: [produce(settings, c) for c in containers],
-            lambda: (change(settings, containers, one_percent, round_no), queue.clear_messages()))
+
+        def changed(count: int) -> Callable[[], Any]:
+            return lambda: (change(settings, containers, count, round_no), queue.clear_messages())
+
+        results.update(measure_side_by_side(args.rounds, {
+            "reconcile, 1% changed": (lambda: reconcile(settings), changed(one_percent)),
+            "producer, 1% changed": (lambda: [produce(settings, c) for c in containers], changed(one_percent)),
+        }))
         burst = min(args.burst, args.n // 2)
         serial = replace(settings, write_concurrency=1)
-        results[f"producer, burst of {burst}"] = measure(
-            args.rounds, lambda: [produce(settings, c) for c in containers],
-            lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
-        results["same burst, one by one"] = measure(
-            args.rounds, lambda: [produce(serial, c) for c in containers],
-            lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
+        results.update(measure_side_by_side(args.rounds, {
+            f"producer, burst of {burst}": (lambda: [produce(settings, c) for c in containers], changed(burst)),
+            "same burst, one by one": (lambda: [produce(serial, c) for c in containers], changed(burst)),
+        }))
         remote = LatencyProxy(azurite, args.rtt_ms / 1000)
         try:
             far = load_settings({**os.environ, **{f"{account.upper()}_STORAGE_CONNECTION_STRING": remote.connection_string(
                 "source" if account == "queue" else account) for account in ("source", "backup", "queue")}})
             rtt = f"{args.rtt_ms:g} ms RTT"
-            results[f"producer, steady, {rtt}"] = measure(args.rounds, lambda: [produce(far, c) for c in containers])
-            results[f"producer, burst of {burst}, {rtt}"] = measure(
-                args.rounds, lambda: [produce(far, c) for c in containers],
-                lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
-            results[f"same burst, one by one, {rtt}"] = measure(
-                args.rounds, lambda: [produce(replace(far, write_concurrency=1), c) for c in containers],
-                lambda: (change(settings, containers, burst, round_no), queue.clear_messages()))
+            results.update(measure_side_by_side(args.rounds, {
+                f"producer, steady, {rtt}": (lambda: [produce(far, c) for c in containers], None),
+                f"producer, burst of {burst}, {rtt}": (lambda: [produce(far, c) for c in containers], changed(burst)),
+                f"same burst, one by one, {rtt}": (
+                    lambda: [produce(replace(far, write_concurrency=1), c) for c in containers], changed(burst)),
+            }))
         finally:
             remote.stop()
         results["rtt_ms"] = args.rtt_ms
-        results["per-blob baseline (original)"] = measure(args.baseline_rounds, lambda: per_blob_baseline(settings, containers))
-        if peer is not None:
-            results["rclone copy, nothing to copy"] = measure(args.rounds, peer.copy, counted=False)
-            results["rclone check --one-way"] = measure(args.rounds, peer.check, counted=False)
-            peer.close()
-        else:
-            results["rclone"] = {"skipped": "rclone is not installed (apt-get install rclone)"}
         report(results, burst)
         with open(args.json, "w", encoding="utf-8") as out:
             json.dump(results, out, indent=2)

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test deps clean run bench
+.PHONY: test deps clean run bench reliability
 
 test: deps
 	$(PY) -m pytest
@@ -36,3 +36,10 @@ bench: deps
 	$(PY) -m bench.decision_core 1000000
 	$(PY) -m bench.decision_core 5000000
 	$(PY) -m bench.scan_bench --n 20000 --rounds 3 --json bench/results.json
+
+# `make reliability`: the fault and bad-input scenarios (also part of `make test`), then the table
+# of what they measured, as RELIABILITY.md shows it.
+reliability: deps
+	rm -f .reliability/results.json
+	$(PY) -m pytest -q -m reliability
+	$(PY) -m tests.reliability

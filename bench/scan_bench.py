@@ -35,6 +35,8 @@ from bench import rclone_peer
 from bench.latency import LatencyProxy
 from shared_code import clients
 from shared_code.local.azurite import random_account_key, start_azurite
+from shared_code.local.functions_host import QueueOptions
+from shared_code.local.host import drain
 from shared_code.naming import backup_blob_name
 from shared_code.scan import produce, reconcile
 from shared_code.settings import Settings, load_settings
@@ -53,6 +55,8 @@ class Counter(SansIOHTTPPolicy):
 
 
 COUNTER = Counter()
+DRAIN_OPTIONS = QueueOptions(batch_size=16, new_batch_threshold=8, max_polling_interval=0.2, visibility_timeout=0,
+                             max_dequeue_count=5)
 
 
 Step = tuple[Callable[[], Any], Callable[[], Any] | None]  # (action, prepare)
@@ -213,9 +217,17 @@ def main(argv: list[str] | None = None) -> int:
         def changed(count: int) -> Callable[[], Any]:
             return lambda: (change(settings, containers, count, round_no), queue.clear_messages())
 
+        def settled_then_changed(count: int) -> Callable[[], Any]:
+            """Back up what earlier rounds requested (untimed), so exactly `count` blobs differ from the steady state."""
+            def prepare() -> None:
+                drain(azurite.connection_string("source"), settings.queue_name, DRAIN_OPTIONS)
+                change(settings, containers, count, round_no)
+            return prepare
+
         results.update(measure_side_by_side(args.rounds, {
-            "reconcile, 1% changed": (lambda: reconcile(settings), changed(one_percent)),
-            "producer, 1% changed": (lambda: [produce(settings, c) for c in containers], changed(one_percent)),
+            "reconcile, 1% changed": (lambda: reconcile(settings), settled_then_changed(one_percent)),
+            "producer, 1% changed": (lambda: [produce(settings, c) for c in containers],
+                                     settled_then_changed(one_percent)),
         }))
         burst = min(args.burst, args.n // 2)
         serial = replace(settings, write_concurrency=1)

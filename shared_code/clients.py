@@ -47,6 +47,13 @@ EXTRA_POLICIES: list[Any] = []
 
 
 CONNECTION_POOL_SIZE = 64  # above SCAN_WRITE_CONCURRENCY's useful range, so no connection is thrown away
+CONNECT_TIMEOUT_SECONDS = 10
+# How long one attempt may wait for an answer once sent. Listing pages, snapshots, queue sends and
+# property reads answer in well under a second on Azure; storage that accepts a request and then
+# stalls must not hold an HTTP trigger past Azure's 230 s: (RETRY_READ + 1) attempts of 20 s plus
+# the back-off waits stay under ~100 s. The one long operation, the synchronous server-side copy,
+# passes its own `read_timeout` (see copiers.BlobCopier). Read when a client is built.
+READ_TIMEOUT_SECONDS = 20.0
 
 
 class _EnvironmentOnceSession(requests.Session):
@@ -88,7 +95,8 @@ def _transport() -> RequestsTransport:
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=CONNECTION_POOL_SIZE)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
-    return RequestsTransport(session=session, session_owner=True, connection_timeout=10, read_timeout=120)
+    return RequestsTransport(session=session, session_owner=True, connection_timeout=CONNECT_TIMEOUT_SECONDS,
+                             read_timeout=READ_TIMEOUT_SECONDS)
 
 
 class _DoublingBackoff:

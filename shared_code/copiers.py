@@ -18,6 +18,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.datafactory import DataFactoryManagementClient
 from azure.storage.blob import BlobClient, BlobServiceClient
 
+from . import clients
 from .clock import Deadline
 from .errors import CopyFailed, SourceSuperseded
 from .naming import normalize_etag
@@ -116,7 +117,10 @@ class BlobCopier:
             conditions = {"source_etag": f'"{job.etag}"', "source_match_condition": MatchConditions.IfNotModified}
         try:
             if job.size <= SYNC_COPY_MAX_BYTES:
-                job.backup.start_copy_from_url(url, metadata=job.metadata, requires_sync=True, **conditions)
+                # The service answers a synchronous copy only when it is done: wait up to the copy's deadline.
+                job.backup.start_copy_from_url(url, metadata=job.metadata, requires_sync=True,
+                                               read_timeout=max(clients.READ_TIMEOUT_SECONDS, deadline.remaining()),
+                                               **conditions)
                 return
             job.backup.start_copy_from_url(url, metadata=job.metadata, **conditions)
             wait_for_server_copy(job.backup, deadline, self.poll_seconds)

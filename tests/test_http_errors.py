@@ -1,10 +1,13 @@
 """Every bad request gets a clear JSON answer with the right status; never a stack trace."""
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 import pytest
 
+from shared_code import clients
 from shared_code.local.azurite import free_port
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http
@@ -63,3 +66,48 @@ def test_rejected_credentials_are_a_json_500_without_the_key(lake: Lake, monkeyp
     status, payload = call_http(PRODUCER, params={"container": "raw"})
     assert status == 500 and payload["status"] == "error"
     assert key not in payload["error"] and real not in payload["error"]
+
+
+class StallingServer:
+    """Accepts connections and reads requests but never answers: storage that hangs rather than refuses."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(32)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)  # read nothing back, answer nothing
+
+    def close(self) -> None:
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+def test_storage_that_stalls_is_a_503_bounded_by_the_read_timeout(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: with a 120 s read timeout per attempt a stalled account held the trigger ~8 minutes."""
+    stall = StallingServer()
+    monkeypatch.setattr(clients, "READ_TIMEOUT_SECONDS", 1.0)
+    clients.blob_service.cache_clear()
+    hung = lake.azurite.connection_string("source").replace(str(lake.azurite.blob_port), str(stall.port))
+    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING", hung)
+    try:
+        started = time.monotonic()
+        status, payload = call_http(PRODUCER, params={"container": "raw"})
+        elapsed = time.monotonic() - started
+    finally:
+        stall.close()
+        clients.blob_service.cache_clear()
+    assert status == 503 and payload["status"] == "error", payload
+    assert len(stall.held) == clients.RETRY_READ + 1  # every attempt timed out, then the app gave up
+    waits = sum(clients.FIRST_RETRY_SECONDS * 2 ** i * (1 + clients.RETRY_JITTER) for i in range(clients.RETRY_READ))
+    assert elapsed < (clients.RETRY_READ + 1) * 1.0 + waits + 10  # bounded by the settings, not by minutes

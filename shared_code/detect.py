@@ -26,6 +26,8 @@ class ListedBlob:
     last_modified: datetime
     snapshot: str | None = None
     is_directory: bool = False
+    size: int | None = None    # Content-Length and Content-MD5, for `verify` (the scans do not need them)
+    md5: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

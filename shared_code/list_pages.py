@@ -18,6 +18,7 @@ workaround in `listing.py`), the speculative page is dropped.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from base64 import b64decode
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -108,6 +109,8 @@ def listed_blob(blob: ET.Element) -> ListedBlob:
         last_modified=_http_date(properties.findtext("Last-Modified") or ""),
         snapshot=blob.findtext("Snapshot") or None,
         is_directory=_is_folder(blob.find("Metadata")),
+        size=int(properties.findtext("Content-Length") or 0),
+        md5=b64decode(md5) if (md5 := properties.findtext("Content-MD5")) else None,
     )
 
 

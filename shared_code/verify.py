@@ -9,9 +9,9 @@ an unverified copy (a worker killed between copy and check, or a copy made
 outside the worker), and a stamp naming another version than the name does is
 a contradiction.
 
-Like `status`, it works from listings: per container one base-only listing of
-the source (size and Content-MD5 per blob), the scans' own grouped listing
-(snapshots, with the Azurite paging workaround) and one listing of the backup
+Like `status`, it works from listings: per container the scans' own grouped
+listing of the source (snapshots, with the Azurite paging workaround; each
+entry carries its size and Content-MD5) and one listing of the backup
 container (size, Content-MD5, metadata, copy state). Bytes are read only when
 a listing cannot decide: a side without Content-MD5, or `--deep`. Then both
 sides are hashed as they stream, the source from the snapshot holding the
@@ -35,7 +35,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties, ContainerClient
 
 from .clients import blob_service
-from .detect import ListedBlob, backup_key, is_directory_marker, judge
+from .detect import ListedBlob, backup_key, judge
 from .errors import ContainerNotFound, InvalidInput
 from .listing import iterate_groups
 from .naming import MAX_BLOB_NAME, backup_blob_name, backup_container_name, normalize_etag, validate_container_name
@@ -206,17 +206,6 @@ def _backups(container: str, client: ContainerClient, report: VerifyReport) -> d
     return contents
 
 
-def _sources(client: ContainerClient) -> dict[str, tuple[str, Content]]:
-    """ETag and content of every base blob, by name (one entry per name, so no paging trap).
-
-    A dict rather than a merge with the grouped listing: it needs no assumption
-    about the service's sort order for non-ASCII names (Azurite and Azure differ).
-    Memory grows with the container, as status's backup keys do.
-    """
-    return {item.name: (normalize_etag(item.etag), _content(item))
-            for item in client.list_blobs(include=["metadata"]) if not is_directory_marker(item.metadata)}
-
-
 def streamed_sha256(blob: BlobClient, etag: str | None = None) -> tuple[bytes, int]:
     """SHA-256 and size of a blob, read chunk by chunk (memory bounded by the SDK's chunk size).
 
@@ -253,34 +242,31 @@ def verify_container(settings: Settings, container: str, deep: bool, report: Ver
         refusal = str(exc)  # the app refuses to back this container up: every blob is missing its backup
     backups = _backups(container, backup_client, report) if backup_client is not None else {}
     try:
-        sources = _sources(source)
+        for group, _ in iterate_groups(source, None):  # a 404 here: the source container is gone
+            verdict = judge(group)
+            if verdict is None:
+                continue
+            base = next(entry for entry in group if entry.snapshot is None)
+            report.blobs_checked += 1
+            name = backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)
+            check = check_version(container, group, Content(base.size or 0, base.md5), name,
+                                  backups.get(backup_key(name)), deep)
+            for violation in check.violations:
+                detail = refusal if violation.kind == MISSING_BACKUP and refusal else violation.detail
+                report.violations.append(Violation(violation.container, violation.blob, violation.kind, detail))
+            if check.hash_needed:
+                assert backup_client is not None  # a hash is only needed when a backup was listed
+                blob = service.get_blob_client(container, verdict.name, snapshot=check.snapshot)
+                same = _hash_compare(blob, None if check.snapshot else verdict.etag,
+                                     backup_client.get_blob_client(name), report)
+                if same is None:
+                    report.changed_while_verifying += 1
+                elif not same:
+                    report.violations.append(Violation(container, verdict.name, CONTENT_MISMATCH,
+                                                       f"SHA-256 of backup {name!r} differs from the source version's"))
     except ResourceNotFoundError as exc:
         raise ContainerNotFound(f"container {container!r} does not exist in the source account") from exc
     report.containers += 1
-    for group, _ in iterate_groups(source, None):
-        verdict = judge(group)
-        if verdict is None:
-            continue
-        listed = sources.get(verdict.name)
-        if listed is None or listed[0] != verdict.etag:
-            report.changed_while_verifying += 1
-            continue
-        report.blobs_checked += 1
-        name = backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)
-        check = check_version(container, group, listed[1], name, backups.get(backup_key(name)), deep)
-        for violation in check.violations:
-            detail = refusal if violation.kind == MISSING_BACKUP and refusal else violation.detail
-            report.violations.append(Violation(violation.container, violation.blob, violation.kind, detail))
-        if check.hash_needed:
-            assert backup_client is not None  # a hash is only needed when a backup was listed
-            blob = service.get_blob_client(container, verdict.name, snapshot=check.snapshot)
-            same = _hash_compare(blob, None if check.snapshot else verdict.etag,
-                                 backup_client.get_blob_client(name), report)
-            if same is None:
-                report.changed_while_verifying += 1
-            elif not same:
-                report.violations.append(Violation(container, verdict.name, CONTENT_MISMATCH,
-                                                   f"SHA-256 of backup {name!r} differs from the source version's"))
 
 
 def verify_lake(settings: Settings, container: str | None = None, deep: bool = False) -> VerifyReport:

@@ -27,6 +27,7 @@ def test_entries_match_the_sdk_listing_for_awkward_names_snapshots_and_folders(l
     assert marker is None
     assert [(e.name, e.snapshot, e.etag) for e in ours] == [(i.name, i.snapshot, normalize_etag(i.etag)) for i in sdk]
     assert [e.last_modified for e in ours] == [i.last_modified for i in sdk]
+    assert [(e.size, e.md5) for e in ours] == [(i.size, bytes(i.content_settings.content_md5)) for i in sdk]
     # the backup name (which embeds str(last_modified)) is the one the SDK's values give
     assert [backup_blob_name(e.name, e.last_modified, e.etag) for e in ours] == \
         [backup_blob_name(i.name, i.last_modified, i.etag) for i in sdk]

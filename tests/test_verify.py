@@ -204,7 +204,7 @@ def test_a_blob_never_backed_up_and_a_new_version_are_reported(lake: Lake) -> No
                      ("late.csv", MISSING_BACKUP), ("late.csv", MISSING_SNAPSHOT)]
 
 
-def test_verify_costs_three_listings_per_container_not_a_request_per_blob(lake: Lake) -> None:
+def test_verify_costs_two_listings_per_container_not_a_request_per_blob(lake: Lake) -> None:
     backed_up_lake(lake, [f"d/{i:02d}.csv" for i in range(25)])
     counter = RequestCounter()
     clients.EXTRA_POLICIES.append(counter)
@@ -215,23 +215,25 @@ def test_verify_costs_three_listings_per_container_not_a_request_per_blob(lake: 
         clients.EXTRA_POLICIES.remove(counter)
         clients.blob_service.cache_clear()
     assert report.clean and report.blobs_checked == 25
-    assert len(counter.requests) == 4, counter.requests  # list containers; backup, base and grouped listings
+    assert len(counter.requests) == 3, counter.requests  # list containers; the backup and the grouped listing
     assert all("comp=list" in query for _, _, query in counter.requests)
 
 
-def test_a_blob_rewritten_while_verify_lists_is_counted_not_judged(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A write between the two source listings must not be reported as a violation (nor judged clean)."""
+def test_a_blob_rewritten_while_verify_hashes_it_is_counted_not_judged(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write between the listing and the (If-Match) read of the base blob must not be judged either way."""
     backed_up_lake(lake, ["a.csv", "b.csv"])
-    real_sources = verify._sources
+    lake.source.get_blob_client("raw", "a.csv").delete_blob(delete_snapshots="only")  # the hash must read the base
+    real_hash = verify.streamed_sha256
 
-    def rewrite_after_listing(client):  # type: ignore[no-untyped-def]
-        listed = real_sources(client)
-        lake.upload("raw", "a.csv", b"rewritten meanwhile")
-        return listed
+    def rewrite_first(blob, etag=None):  # type: ignore[no-untyped-def]
+        if etag is not None:
+            lake.upload("raw", "a.csv", b"rewritten meanwhile")
+        return real_hash(blob, etag)
 
-    monkeypatch.setattr(verify, "_sources", rewrite_after_listing)
-    report = verify_lake(lake.settings)
-    assert report.clean and (report.blobs_checked, report.changed_while_verifying) == (1, 1)
+    monkeypatch.setattr(verify, "streamed_sha256", rewrite_first)
+    report = verify_lake(lake.settings, deep=True)
+    assert [(v.blob, v.kind) for v in report.violations] == [("a.csv", MISSING_SNAPSHOT)]  # true when listed
+    assert (report.blobs_checked, report.changed_while_verifying) == (2, 1)
     assert "1 blob(s) changed while verifying" in verify.format_report(report)
 
 

@@ -30,7 +30,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import HttpRequest
 from azure.storage.blob import ContainerClient
 
-from .detect import ListedBlob
+from .detect import ListedBlob, is_directory_marker
 from .naming import normalize_etag
 
 FAILED_COPY_STATES = frozenset({"failed", "aborted"})
@@ -85,10 +85,9 @@ def _http_date(text: str):  # type: ignore[no-untyped-def]
     return parsedate_to_datetime(text)
 
 
-def _is_folder(metadata: ET.Element | None) -> bool:
-    if metadata is None:
-        return False
-    return any(item.tag.lower() == "hdi_isfolder" and (item.text or "").lower() == "true" for item in metadata)
+def _metadata(blob: ET.Element) -> dict[str, str] | None:
+    metadata = blob.find("Metadata")
+    return None if metadata is None else {item.tag: item.text or "" for item in metadata}
 
 
 def parse_page(body: bytes) -> tuple[list[ET.Element], str | None]:
@@ -108,7 +107,7 @@ def listed_blob(blob: ET.Element) -> ListedBlob:
         etag=normalize_etag(properties.findtext("Etag") or ""),
         last_modified=_http_date(properties.findtext("Last-Modified") or ""),
         snapshot=blob.findtext("Snapshot") or None,
-        is_directory=_is_folder(blob.find("Metadata")),
+        is_directory=is_directory_marker(_metadata(blob)),
         size=int(properties.findtext("Content-Length") or 0),
         md5=b64decode(md5) if (md5 := properties.findtext("Content-MD5")) else None,
     )

@@ -28,7 +28,7 @@ from azure.storage.queue import QueueClient
 
 from .detect import backup_key
 from .errors import BackupError, StorageUnavailable
-from .list_pages import FAILED_COPY_STATES, backup_names
+from .list_pages import backup_names
 from .messages import BackupRequest
 from .naming import normalize_etag
 

@@ -37,10 +37,11 @@ from azure.storage.blob import BlobClient, BlobProperties, ContainerClient
 from .clients import blob_service
 from .detect import ListedBlob, backup_key, judge
 from .errors import ContainerNotFound, InvalidInput
+from .list_pages import FAILED_COPY_STATES
 from .listing import iterate_groups
 from .naming import MAX_BLOB_NAME, backup_blob_name, backup_container_name, normalize_etag, validate_container_name
 from .settings import Settings
-from .storage_io import FAILED_COPY_STATES, quoted, storage_errors
+from .storage_io import quoted, storage_errors
 
 MISSING_SNAPSHOT = "missing snapshot"
 MISSING_BACKUP = "missing backup"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Callable, Literal
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.storage.blob import BlobClient
+from azure.storage.blob import BlobClient, ContainerClient
 
 from .clients import blob_service, queue_client
 from .counters import LockedCounters
@@ -27,6 +27,7 @@ from .naming import backup_blob_name, backup_container_name, validate_container_
 from .pool import BoundedPool
 from .settings import Settings
 from .storage_io import (
+    BackupKeysAhead,
     RequestSender,
     SnapshotTaken,
     present_backup_keys,
@@ -79,7 +80,7 @@ class _Scan:
     """One container's scan: decisions in the listing thread, writes in the pool."""
 
     def __init__(self, settings: Settings, container: str, mode: Mode, report: ScanReport,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, backups_ahead: BackupKeysAhead | None = None) -> None:
         self.progress = progress
         self.container = container
         self.mode = mode
@@ -88,12 +89,16 @@ class _Scan:
         self.sender = RequestSender(queue_client(settings.queue, settings.queue_name))
         self.settings = settings
         self.backups: set[bytes] | None = None
+        self.backups_ahead = backups_ahead
         self.workers = settings.write_concurrency
 
     def _list_backups(self) -> None:
         backup_container = backup_container_name(self.container, self.settings.backup_container_suffix)
         with storage_errors(f"listing backup container {backup_container!r}"):
-            self.backups = present_backup_keys(blob_service(self.settings.backup).get_container_client(backup_container))
+            if self.backups_ahead is not None:
+                self.backups = self.backups_ahead.result()
+            else:
+                self.backups = present_backup_keys(backup_client(self.settings, self.container))
 
     def _has_backup(self, name: str, etag: str, last_modified: object) -> bool:
         assert self.backups is not None
@@ -174,6 +179,12 @@ class _Scan:
         self.report.add(backup_requests=1)
 
 
+def backup_client(settings: Settings, container: str) -> ContainerClient:
+    """The backup container of a source container (the name is checked: it may be too long)."""
+    return blob_service(settings.backup).get_container_client(
+        backup_container_name(container, settings.backup_container_suffix))
+
+
 def _listing_deadline(budget: float | None) -> Deadline | None:
     """Listing stops a little before the budget, leaving time to finish the writes in flight."""
     return Deadline.after(budget * (1 - WRITE_DRAIN_SHARE), CLOCK) if budget else None
@@ -244,26 +255,49 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
         names = [c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
     if token is not None:
         names = [name for name in names if name >= token.container]
-    for name in names:
-        position = start if token is not None and name == token.container else Position()
-        if deadline is not None and deadline.expired():
-            stopped: Position | None = position
-        else:
-            stopped = _reconcile_one(settings, name, report, progress, position, deadline)
-        if stopped is not None:
-            report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped), settings.continuation_key))
-            return report
-    return report
+    ahead: BackupKeysAhead | None = None
+    try:
+        for index, name in enumerate(names):
+            position = start if token is not None and name == token.container else Position()
+            current, ahead = ahead, None
+            if deadline is not None and deadline.expired():
+                if current is not None:
+                    current.cancel()
+                stopped: Position | None = position
+            else:
+                ahead = _list_ahead(settings, names[index + 1] if index + 1 < len(names) else None)
+                stopped = _reconcile_one(settings, name, report, progress, position, deadline, current)
+            if stopped is not None:
+                report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped),
+                                            settings.continuation_key))
+                return report
+        return report
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+
+
+def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
+    """Start listing the backups of the next container, `name` (see `BackupKeysAhead`)."""
+    if name is None:
+        return None
+    try:
+        return BackupKeysAhead(backup_client(settings, name))
+    except InvalidInput:
+        return None  # its backup container name is invalid: reported when its turn comes
 
 
 def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: Progress | None,
-                   start: Position, deadline: Deadline | None) -> Position | None:
+                   start: Position, deadline: Deadline | None, backups_ahead: BackupKeysAhead | None) -> Position | None:
     try:
-        return _Scan(settings, name, "reconcile", report, progress).run(None, start, deadline)
+        return _Scan(settings, name, "reconcile", report, progress, backups_ahead).run(None, start, deadline)
     except ContainerNotFound:
         log.info("container %r was deleted during reconciliation; skipped", name)
     except StorageUnavailable:
         raise
     except BackupError as exc:
         report.error(name, str(exc))
+    finally:
+        if backups_ahead is not None:
+            backups_ahead.cancel()  # read, or never to be: a scan that failed first leaves it running
     return None

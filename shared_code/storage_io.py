@@ -79,16 +79,60 @@ def quoted(etag: str) -> str:
     return f'"{etag}"'
 
 
-def present_backup_keys(container: ContainerClient) -> set[bytes]:
+def present_backup_keys(container: ContainerClient, cancelled: threading.Event | None = None) -> set[bytes]:
     """Keys of the complete backups in a backup container (empty if it does not exist).
 
     A server-side copy that failed or was aborted leaves a blob under the final
-    name; it is not a backup, so it does not count.
+    name; it is not a backup, so it does not count. Setting `cancelled` stops
+    the listing after the current page (what has been read is returned).
     """
+    keys: set[bytes] = set()
     try:
-        return {backup_key(name) for name in backup_names(container)}
+        for name in backup_names(container):
+            if cancelled is not None and cancelled.is_set():
+                break
+            keys.add(backup_key(name))
     except ResourceNotFoundError:
         return set()
+    return keys
+
+
+class BackupKeysAhead:
+    """One backup container's keys, listed on a background thread while the caller does other work.
+
+    Whole-account reconciliation lists the next container's backups while it
+    scans the current one: on Azure every listing page is a round trip, and
+    the backup listing is a chain of its own that need not wait for the source
+    listing to end. At most two containers' key sets are held at once.
+    `result` raises what the listing raised, in the caller's thread.
+    """
+
+    def __init__(self, container: ContainerClient) -> None:
+        self._cancelled = threading.Event()
+        self._done = threading.Event()
+        self._keys: set[bytes] | None = None
+        self._error: BaseException | None = None
+        threading.Thread(target=self._list, args=(container,), name="backup-keys-ahead", daemon=True).start()
+
+    def _list(self, container: ContainerClient) -> None:
+        try:
+            self._keys = present_backup_keys(container, self._cancelled)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by `result`
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def result(self) -> set[bytes]:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        if self._keys is None or self._cancelled.is_set():
+            raise RuntimeError("this backup listing was cancelled: it may be partial")
+        return self._keys
+
+    def cancel(self) -> None:
+        """Nobody will read this listing any more: stop it after the current page."""
+        self._cancelled.set()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,114 @@
+"""Whole-account reconciliation lists the next container's backups while it scans the current one."""
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from typing import Iterator
+
+import pytest
+from azure.core.exceptions import ServiceRequestError
+from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.storage.blob import ContainerClient
+
+from shared_code import clients
+from shared_code.detect import backup_key
+from shared_code.local.azurite import free_port
+from shared_code.scan import reconcile
+from shared_code.storage_io import BackupKeysAhead, present_backup_keys
+from tests.conftest import Lake
+from tests.functions_host import PRODUCER, call_http
+
+WAIT = 15.0
+
+
+class HoldSourceUntilBackupsAhead(SansIOHTTPPolicy):
+    """Holds the source listing of `held` until the backup listing of `ahead` has been sent.
+
+    If the backups of the next container were only listed after the current
+    container's scan, the hold would time out: `overlapped` tells which happened.
+    """
+
+    def __init__(self, held: str, ahead: str) -> None:
+        self.held, self.ahead = f"/{held}?", f"/{ahead}bak?"
+        self.ahead_seen = threading.Event()
+        self.overlapped: bool | None = None
+
+    def on_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        url = request.http_request.url
+        if "comp=list" not in url:
+            return
+        if self.ahead in url:
+            self.ahead_seen.set()
+        elif self.held in url and "include=snapshots" in url and self.overlapped is None:
+            self.overlapped = self.ahead_seen.wait(WAIT)
+
+
+@contextlib.contextmanager
+def installed(policy: SansIOHTTPPolicy) -> Iterator[None]:
+    clients.EXTRA_POLICIES.append(policy)
+    clients.blob_service.cache_clear()
+    try:
+        yield
+    finally:
+        clients.EXTRA_POLICIES.remove(policy)
+        clients.blob_service.cache_clear()
+
+
+def _protect(lake: Lake, containers: dict[str, int]) -> None:
+    for container, count in containers.items():
+        for i in range(count):
+            lake.upload(container, f"d/{i}.csv", b"x")
+        call_http(PRODUCER, params={"container": container})
+    lake.drain()
+
+
+def test_the_next_containers_backups_are_listed_while_the_current_one_is_scanned(lake: Lake) -> None:
+    _protect(lake, {"alpha": 3, "beta": 3, "gamma": 2})
+    lake.upload("beta", "d/new.csv", b"new")
+    lost = lake.backup_names("gamma")[0]
+    assert lost.startswith("d/0_")
+    lake.backup.get_container_client("gammabak").get_blob_client(lost).delete_blob()
+    policy = HoldSourceUntilBackupsAhead("alpha", "beta")
+    started = time.monotonic()
+    with installed(policy):
+        report = reconcile(lake.settings)
+    assert policy.overlapped is True
+    assert time.monotonic() - started < WAIT
+    # each container was judged against its own backups, whichever thread listed them
+    assert (report.containers, report.scanned, report.snapshots_created, report.backup_requests) == (3, 9, 1, 2)
+    requested = sorted((m["container"], m["blob_name"]) for m in map(json.loads, lake.messages()))
+    assert requested == [("beta", "d/new.csv"), ("gamma", "d/0.csv")]
+
+
+def test_keys_listed_ahead_are_those_of_the_complete_backups(lake: Lake) -> None:
+    _protect(lake, {"alpha": 4})
+    container = lake.backup.get_container_client("alphabak")
+    ahead = BackupKeysAhead(container)
+    assert ahead.result() == {backup_key(name) for name in lake.backup_names("alpha")} == present_backup_keys(container)
+    assert len(ahead.result()) == 4
+    assert BackupKeysAhead(lake.backup.get_container_client("nosuchbak")).result() == set()
+
+
+def test_a_listing_that_failed_ahead_raises_when_read_never_reads_as_empty() -> None:
+    dead = ContainerClient(f"http://127.0.0.1:{free_port()}/acct/cbak", "cbak", credential=None,
+                           retry_total=0, connection_timeout=2)
+    ahead = BackupKeysAhead(dead)
+    with pytest.raises(ServiceRequestError):
+        ahead.result()
+
+
+def test_a_cancelled_listing_stops_and_its_thread_ends(lake: Lake) -> None:
+    _protect(lake, {"alpha": 2})
+    cancelled = threading.Event()
+    cancelled.set()
+    assert present_backup_keys(lake.backup.get_container_client("alphabak"), cancelled) == set()
+    ahead = BackupKeysAhead(lake.backup.get_container_client("alphabak"))
+    ahead.cancel()
+    deadline = time.monotonic() + WAIT
+    while any(t.name == "backup-keys-ahead" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.name == "backup-keys-ahead" for t in threading.enumerate())
+    with pytest.raises(RuntimeError, match="cancelled"):
+        ahead.result()  # a cancelled listing may be partial: it is never handed out as complete

@@ -311,7 +311,7 @@ def report(results: dict[str, Any], burst: int, pool: int) -> None:
     floor = results["listing floor"]["seconds"]
     ours = results["reconcile, steady"]["seconds"]
     print(f"N = {results['n']} base blobs in {results['containers']} containers (each with a snapshot and a backup)")
-    print(f"{"measurement":<58} {'seconds':>9} {'requests':>9}  rounds")
+    print(f"{'measurement':<58} {'seconds':>9} {'requests':>9}  rounds")
     for name, value in results.items():
         if isinstance(value, dict) and "seconds" in value:
             requests = "–" if value["requests"] is None else value["requests"]

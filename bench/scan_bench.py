@@ -3,13 +3,17 @@
 Seeds N small blobs over a few containers in the steady state (each with one
 snapshot and a backup under the contract name), then measures, in the same
 run, several rounds, medians:
-- the listing floor: raw page fetches of the source (with snapshots and
-  metadata) and backup containers, nothing parsed beyond the next marker;
+- the listing floors: raw page fetches of the source (with snapshots and
+  metadata) and backup containers (reconcile's), and of the source alone
+  (the producer's), nothing parsed beyond the next marker;
 - our reconciliation and producer: steady state and with 1% of blobs changed;
+- rclone, when installed (skipped with a note otherwise): a no-op `copy` and a
+  `check --one-way`, in the same alternating rounds as the steady-state scans;
 - the original per-blob algorithm (two property reads and a backup HEAD per
   base blob), reimplemented here on the same data;
-- a burst of changed blobs: their snapshots + enqueues in our bounded pool against\n  the same writes one by one, on loopback and behind an emulated network round\n  trip; and the whole producer call that detects and writes them;
-- rclone, when installed (skipped with a note otherwise).
+- a burst of changed blobs: their snapshots + enqueues in our bounded pool
+  against the same writes one by one, on loopback and behind an emulated
+  network round trip; and the whole producer call that detects and writes them.
 Every request our code and the references make is counted by one azure-core
 policy. Prints a table and writes JSON (`--json PATH`).
 """
@@ -28,7 +32,7 @@ from typing import Any, Callable
 
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import HttpRequest
-from azure.storage.blob import ContainerClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from bench import rclone_peer
 from bench.latency import LatencyProxy
@@ -64,7 +68,8 @@ DRAIN_OPTIONS = QueueOptions(batch_size=16, new_batch_threshold=8, max_polling_i
 Step = tuple[Callable[[], Any], Callable[[], Any] | None]  # (action, prepare)
 
 
-def measure_side_by_side(rounds: int, steps: dict[str, Step], counted: bool = True) -> dict[str, dict[str, Any]]:
+def measure_side_by_side(rounds: int, steps: dict[str, Step],
+                         uncounted: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
     """Median seconds (and requests, when they go through our clients) of each step over `rounds`.
 
     Rounds alternate between the steps (A, B, A, B, ...), so a slow patch of
@@ -84,16 +89,16 @@ def measure_side_by_side(rounds: int, steps: dict[str, Step], counted: bool = Tr
     results = {}
     for name in steps:
         results[name] = {"seconds": round(statistics.median(times[name]), 3),
-                         "requests": int(statistics.median(requests[name])) if counted else None,
+                         "requests": None if name in uncounted else int(statistics.median(requests[name])),
                          "rounds": [round(t, 3) for t in times[name]]}
-        print(f"  {name}: {results[name]}", file=sys.stderr, flush=True)
+        print(f"  {time.strftime('%H:%M:%S')} {name}: {results[name]}", file=sys.stderr, flush=True)
     return results
 
 
 def measure(rounds: int, action: Callable[[], Any], prepare: Callable[[], Any] | None = None,
-            counted: bool = True, name: str = "") -> dict[str, Any]:
+            name: str = "") -> dict[str, Any]:
     """One step measured alone (see `measure_side_by_side`)."""
-    return measure_side_by_side(rounds, {name: (action, prepare)}, counted)[name]
+    return measure_side_by_side(rounds, {name: (action, prepare)})[name]
 
 
 def raw_list(container: ContainerClient, include: str) -> int:
@@ -132,8 +137,14 @@ def seed(settings: Settings, containers: list[str], per_container: int) -> None:
 
 
 def change(settings: Settings, containers: list[str], count: int, round_no: list[int]) -> None:
-    """Rewrite `count` blobs spread over the containers (a new set each round)."""
-    source = clients.blob_service(settings.source)
+    """Rewrite `count` blobs spread over the containers (a new set each round).
+
+    Untimed preparation, through a plain SDK client with a long read timeout:
+    Azurite, whose every request scans its whole instance, once left a rewrite
+    unanswered past the app's 20 s read timeout (four times) at N = 20,000.
+    """
+    assert settings.source.connection_string
+    source = BlobServiceClient.from_connection_string(settings.source.connection_string, read_timeout=300)
     start = round_no[0] * count
     round_no[0] += 1
     targets = [(containers[i % len(containers)], (start + i) // len(containers)) for i in range(count)]
@@ -199,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=20000, help="base blobs in all (default %(default)s)")
     parser.add_argument("--containers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steady-rounds", type=int, default=5,
+                        help="rounds of the steady-state scans and rclone (short steps, so more rounds)")
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--baseline-rounds", type=int, default=1, help="the per-blob baseline is slow")
     parser.add_argument("--rtt-ms", type=float, default=10.0,
@@ -239,22 +252,25 @@ def main(argv: list[str] | None = None) -> int:
                 if with_backups:
                     raw_list(backup.get_container_client(c + settings.backup_container_suffix), "")
 
-        results.update(measure_side_by_side(args.rounds, {
+        steady: dict[str, Step] = {
             "listing floor": (floor, None),
             "reconcile, steady": (lambda: reconcile(settings), None),
             "listing floor, source only": (lambda: floor(with_backups=False), None),
             "producer, steady": (lambda: [produce(settings, c) for c in containers], None),
-        }))
+        }
+        rclone_steps: dict[str, Step] = {}
+        if peer is not None:  # in the same alternating rounds as ours: compared side by side
+            rclone_steps = {"rclone copy, nothing to copy": (peer.copy, None),
+                            "rclone check --one-way": (peer.check, None)}
+        else:
+            results["rclone"] = {"skipped": "rclone is not installed (apt-get install rclone)"}
+        results.update(measure_side_by_side(args.steady_rounds, {**steady, **rclone_steps},
+                                            uncounted=tuple(rclone_steps)))
+        if peer is not None:
+            peer.close()
         # Everything up to here runs in the steady state; the measurements below change blobs.
         results["per-blob baseline (original)"] = measure(
             args.baseline_rounds, lambda: per_blob_baseline(settings, containers), name="per-blob baseline (original)")
-        if peer is not None:
-            results.update(measure_side_by_side(args.rounds, {
-                "rclone copy, nothing to copy": (peer.copy, None), "rclone check --one-way": (peer.check, None),
-            }, counted=False))
-            peer.close()
-        else:
-            results["rclone"] = {"skipped": "rclone is not installed (apt-get install rclone)"}
         round_no = [0]
         one_percent = max(1, args.n // 100)
 

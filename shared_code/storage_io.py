@@ -79,22 +79,19 @@ def quoted(etag: str) -> str:
     return f'"{etag}"'
 
 
-def present_backup_keys(container: ContainerClient, cancelled: threading.Event | None = None) -> set[bytes]:
+def present_backup_keys(container: ContainerClient) -> set[bytes]:
     """Keys of the complete backups in a backup container (empty if it does not exist).
 
     A server-side copy that failed or was aborted leaves a blob under the final
-    name; it is not a backup, so it does not count. Setting `cancelled` stops
-    the listing after the current page (what has been read is returned).
+    name; it is not a backup, so it does not count.
     """
-    keys: set[bytes] = set()
     try:
-        for name in backup_names(container):
-            if cancelled is not None and cancelled.is_set():
-                break
-            keys.add(backup_key(name))
+        return {backup_key(name) for name in backup_names(container)}
     except ResourceNotFoundError:
         return set()
-    return keys
+
+
+AHEAD_MAX_KEYS = 1_000_000  # ~100 MB of keys held for a container whose scan has not started yet
 
 
 class BackupKeysAhead:
@@ -102,37 +99,60 @@ class BackupKeysAhead:
 
     Whole-account reconciliation lists the next container's backups while it
     scans the current one: on Azure every listing page is a round trip, and
-    the backup listing is a chain of its own that need not wait for the source
-    listing to end. At most two containers' key sets are held at once.
-    `result` raises what the listing raised, in the caller's thread.
+    the backup listing is a chain of its own that need not wait for the
+    source listing to end. The thread pauses after `max_keys` keys, so
+    scanning one huge container while the next huge one is listed never holds
+    more than that many extra keys; `result` then lists the rest in the
+    caller's thread, from where the thread paused (nothing is listed twice).
+    Failures are raised by `result`, in the caller's thread, never dropped.
+    A listing made ahead is older when it is judged against: a backup made in
+    between reads as missing and is requested again, which the worker skips.
     """
 
-    def __init__(self, container: ContainerClient) -> None:
-        self._cancelled = threading.Event()
-        self._done = threading.Event()
-        self._keys: set[bytes] | None = None
+    def __init__(self, container: ContainerClient, max_keys: int = AHEAD_MAX_KEYS) -> None:
+        self._names = backup_names(container)
+        self._keys: set[bytes] = set()
+        self._max_keys = max_keys
+        self._missing = False
         self._error: BaseException | None = None
-        threading.Thread(target=self._list, args=(container,), name="backup-keys-ahead", daemon=True).start()
+        self._cancelled = threading.Event()
+        self._paused = threading.Event()
+        threading.Thread(target=self._list_ahead, name="backup-keys-ahead", daemon=True).start()
 
-    def _list(self, container: ContainerClient) -> None:
+    def _take(self, stop_early: bool) -> None:
         try:
-            self._keys = present_backup_keys(container, self._cancelled)
+            for name in self._names:
+                self._keys.add(backup_key(name))
+                if stop_early and (self._cancelled.is_set() or len(self._keys) >= self._max_keys):
+                    return
+        except ResourceNotFoundError:
+            self._missing = True
+        self._names.close()
+
+    def _list_ahead(self) -> None:
+        try:
+            self._take(stop_early=True)
+            if self._cancelled.is_set():
+                self._names.close()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by `result`
             self._error = exc
         finally:
-            self._done.set()
+            self._paused.set()
 
     def result(self) -> set[bytes]:
-        self._done.wait()
+        self._paused.wait()
         if self._error is not None:
             raise self._error
-        if self._keys is None or self._cancelled.is_set():
+        if self._cancelled.is_set():
             raise RuntimeError("this backup listing was cancelled: it may be partial")
-        return self._keys
+        self._take(stop_early=False)  # whatever the thread left (nothing, when it finished)
+        return set() if self._missing else self._keys
 
     def cancel(self) -> None:
         """Nobody will read this listing any more: stop it after the current page."""
         self._cancelled.set()
+        if self._paused.is_set():
+            self._names.close()  # the thread is done: drop the page its reader fetched ahead
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from shared_code.local.azurite import free_port
 from shared_code.scan import reconcile
 from shared_code.storage_io import BackupKeysAhead, present_backup_keys
 from tests.conftest import Lake
-from tests.functions_host import PRODUCER, call_http
+from tests.functions_host import PRODUCER, RECONCILIATION, call_http
+from tests.test_continuation import follow, seed, tiny_budget  # noqa: F401 - tiny_budget is a fixture
 
 WAIT = 15.0
 
@@ -91,6 +92,18 @@ def test_keys_listed_ahead_are_those_of_the_complete_backups(lake: Lake) -> None
     assert BackupKeysAhead(lake.backup.get_container_client("nosuchbak")).result() == set()
 
 
+def test_a_listing_ahead_pauses_at_its_limit_and_the_reader_finishes_it(lake: Lake) -> None:
+    _protect(lake, {"alpha": 5})
+    container = lake.backup.get_container_client("alphabak")
+    ahead = BackupKeysAhead(container, max_keys=2)
+    deadline = time.monotonic() + WAIT
+    while len(ahead._keys) < 2 and time.monotonic() < deadline:  # noqa: SLF001 - what the thread holds
+        time.sleep(0.01)
+    time.sleep(0.2)
+    assert len(ahead._keys) == 2  # noqa: SLF001 - paused: no more than its limit held ahead
+    assert ahead.result() == present_backup_keys(container) and len(ahead.result()) == 5
+
+
 def test_a_listing_that_failed_ahead_raises_when_read_never_reads_as_empty() -> None:
     dead = ContainerClient(f"http://127.0.0.1:{free_port()}/acct/cbak", "cbak", credential=None,
                            retry_total=0, connection_timeout=2)
@@ -101,9 +114,6 @@ def test_a_listing_that_failed_ahead_raises_when_read_never_reads_as_empty() -> 
 
 def test_a_cancelled_listing_stops_and_its_thread_ends(lake: Lake) -> None:
     _protect(lake, {"alpha": 2})
-    cancelled = threading.Event()
-    cancelled.set()
-    assert present_backup_keys(lake.backup.get_container_client("alphabak"), cancelled) == set()
     ahead = BackupKeysAhead(lake.backup.get_container_client("alphabak"))
     ahead.cancel()
     deadline = time.monotonic() + WAIT
@@ -112,3 +122,21 @@ def test_a_cancelled_listing_stops_and_its_thread_ends(lake: Lake) -> None:
     assert not any(t.name == "backup-keys-ahead" for t in threading.enumerate())
     with pytest.raises(RuntimeError, match="cancelled"):
         ahead.result()  # a cancelled listing may be partial: it is never handed out as complete
+
+
+def test_every_listing_started_ahead_is_read_or_cancelled_across_continuations(
+        lake: Lake, tiny_budget: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[BackupKeysAhead] = []
+    original_init = BackupKeysAhead.__init__
+
+    def tracked(self: BackupKeysAhead, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        original_init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(BackupKeysAhead, "__init__", tracked)
+    for container in ("c-one", "c-two", "c-three"):
+        seed(lake, container, 200)
+    bodies = follow(RECONCILIATION, {})
+    assert len(bodies) >= 3 and sum(b["scanned"] for b in bodies) == 600
+    assert len(started) >= 2
+    assert all(ahead._cancelled.is_set() for ahead in started)  # noqa: SLF001 - none left listing for nobody

@@ -90,6 +90,25 @@ def _metadata(blob: ET.Element) -> dict[str, str] | None:
     return None if metadata is None else {item.tag: item.text or "" for item in metadata}
 
 
+_NEXT_MARKER_OPEN, _NEXT_MARKER_CLOSE = b"<NextMarker>", b"</NextMarker>"
+
+
+def peek_next_marker(body: bytes) -> str | None:
+    """A page's next marker, read from the end of its body without parsing the page.
+
+    The next page's request can then leave before this page is parsed (~0.1 s
+    per 5,000 entries), instead of leaving the service idle meanwhile. Names
+    inside the page are escaped, so the literal tag can only be the element
+    itself, which the service writes after the entries; `PageReader.read`
+    still checks the result against the full parse.
+    """
+    start = body.rfind(_NEXT_MARKER_OPEN)
+    end = body.find(_NEXT_MARKER_CLOSE, start)
+    if start < 0 or end < 0:
+        return None
+    return ET.fromstring(body[start:end + len(_NEXT_MARKER_CLOSE)]).text or None
+
+
 def parse_page(body: bytes) -> tuple[list[ET.Element], str | None]:
     """The `<Blob>` elements of a page and its next marker (None on the last page)."""
     root = ET.fromstring(body)
@@ -141,9 +160,12 @@ class PageReader:
             raw = ahead[1].result()
         else:
             raw = fetch_page(self._container, self._prefix, marker, page_size, self._include)
+        early = peek_next_marker(raw.body)
+        if early:
+            self.expect(early, page_size)
         blobs, next_marker = parse_page(raw.body)
         if next_marker:
-            self.expect(next_marker, page_size)
+            self.expect(next_marker, page_size)  # nothing new, unless the early marker was not this one
         return blobs, next_marker
 
     def close(self) -> None:

@@ -4,7 +4,16 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared_code.list_pages import PageReader, backup_names, complete_backup_name, listed_blob, parse_page
+from shared_code import list_pages
+from shared_code.list_pages import (
+    PageReader,
+    backup_names,
+    complete_backup_name,
+    fetch_page,
+    listed_blob,
+    parse_page,
+    peek_next_marker,
+)
 from shared_code.listing import SOURCE_INCLUDE
 from shared_code.naming import backup_blob_name, normalize_etag
 from tests.conftest import Lake
@@ -84,3 +93,62 @@ def test_prefix_and_marker_with_reserved_characters_reach_the_service_intact(lak
     second, end = reader.read(marker, 2)
     reader.close()
     assert [listed_blob(b).name for b in first + second] == names[:3] and end is None
+
+
+@pytest.mark.parametrize("tail, expected", [
+    (b"<NextMarker>opaque!2!MDAwMDA=</NextMarker>", "opaque!2!MDAwMDA="),
+    (b"<NextMarker>lt&lt;gt&gt;amp&amp;q&quot;&#x65E5;</NextMarker>", "lt<gt>amp&q\"\u65e5"),
+    (b"<NextMarker />", None), (b"<NextMarker/>", None), (b"<NextMarker></NextMarker>", None), (b"", None),
+])
+def test_the_next_marker_read_early_is_the_one_the_full_parse_reads(tail: bytes, expected: str | None) -> None:
+    body = (b'<?xml version="1.0" encoding="utf-8"?><EnumerationResults><Blobs><Blob><Name>'
+            b'&lt;NextMarker&gt;not-this&lt;/NextMarker&gt;</Name><Properties/></Blob></Blobs>'
+            + tail + b"</EnumerationResults>")
+    assert peek_next_marker(body) == expected == parse_page(body)[1]
+
+
+def test_the_early_marker_matches_on_every_azurite_page_and_costs_no_extra_request(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = lake.container("early")
+    for name in AWKWARD:
+        client.upload_blob(name, b"x", overwrite=True).create_snapshot()
+    marker: str | None = None
+    pages = 0
+    while True:  # every page, fetched raw: the early marker is the parsed one
+        raw = fetch_page(client, None, marker, 2, SOURCE_INCLUDE)
+        early = peek_next_marker(raw.body)
+        marker = parse_page(raw.body)[1]
+        assert early == marker
+        pages += 1
+        if not marker:
+            break
+    fetched: list[str | None] = []
+
+    def counted(container, prefix, marker, page_size, include):  # type: ignore[no-untyped-def]
+        fetched.append(marker)
+        return fetch_page(container, prefix, marker, page_size, include)
+
+    monkeypatch.setattr(list_pages, "fetch_page", counted)
+    events: list[tuple[str, str | None]] = []
+
+    def parse_logged(body: bytes):  # type: ignore[no-untyped-def]
+        blobs, next_marker = parse_page(body)
+        events.append(("parsed, next", next_marker))
+        return blobs, next_marker
+
+    monkeypatch.setattr(list_pages, "parse_page", parse_logged)
+    reader = PageReader(client, None, SOURCE_INCLUDE)
+    expect = reader.expect
+    reader.expect = lambda m, size: (events.append(("asked for", m)), expect(m, size))[1]  # type: ignore[method-assign]
+    marker, seen = None, 0
+    while True:
+        _, marker = reader.read(marker, 2)
+        seen += 1
+        if not marker:
+            break
+    reader.close()
+    assert seen == pages > 5
+    assert len(fetched) == pages and len(set(fetched)) == pages  # each page fetched once, none twice
+    # the next page was asked for before this one was parsed
+    parsed = [i for i, (what, _) in enumerate(events) if what == "parsed, next"]
+    assert all(events[i - 1] == ("asked for", events[i][1]) for i in parsed if events[i][1])

@@ -137,7 +137,8 @@ def seed(settings: Settings, containers: list[str], per_container: int) -> None:
 
 
 def change(settings: Settings, containers: list[str], count: int, round_no: list[int]) -> None:
-    """Rewrite `count` blobs spread over the containers (a new set each round).
+    """Rewrite `count` existing blobs spread over the containers (the next set each round, wrapping
+    around), so N stays what was seeded: `round_no` holds [round, blobs per container].
 
     Untimed preparation, through a plain SDK client with a long read timeout:
     Azurite, whose every request scans its whole instance, once left a rewrite
@@ -147,7 +148,9 @@ def change(settings: Settings, containers: list[str], count: int, round_no: list
     source = BlobServiceClient.from_connection_string(settings.source.connection_string, read_timeout=300)
     start = round_no[0] * count
     round_no[0] += 1
-    targets = [(containers[i % len(containers)], (start + i) // len(containers)) for i in range(count)]
+    per_container = round_no[1]
+    targets = [(containers[i % len(containers)], ((start + i) // len(containers)) % per_container)
+               for i in range(count)]
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda t: source.get_blob_client(t[0], f"data/part-{t[1]:07d}.csv").upload_blob(
             b"changed", overwrite=True), targets))
@@ -271,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         # Everything up to here runs in the steady state; the measurements below change blobs.
         results["per-blob baseline (original)"] = measure(
             args.baseline_rounds, lambda: per_blob_baseline(settings, containers), name="per-blob baseline (original)")
-        round_no = [0]
+        round_no = [0, args.n // args.containers]  # rewrites wrap around the seeded blobs
         one_percent = max(1, args.n // 100)
 
         def changed(count: int) -> Callable[[], Any]:

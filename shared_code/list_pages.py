@@ -97,16 +97,17 @@ def peek_next_marker(body: bytes) -> str | None:
     """A page's next marker, read from the end of its body without parsing the page.
 
     The next page's request can then leave before this page is parsed (~0.1 s
-    per 5,000 entries), instead of leaving the service idle meanwhile. Names
-    inside the page are escaped, so the literal tag can only be the element
-    itself, which the service writes after the entries; `PageReader.read`
-    still checks the result against the full parse.
+    per 5,000 entries), instead of leaving the service idle meanwhile. The
+    service writes the element after the entries, and only what follows them
+    is searched: an entry's metadata may itself be called `NextMarker`.
+    `PageReader.read` still checks the result against the full parse.
     """
-    start = body.rfind(_NEXT_MARKER_OPEN)
-    end = body.find(_NEXT_MARKER_CLOSE, start)
+    tail = body[max(body.rfind(b"</Blobs>"), 0):]
+    start = tail.rfind(_NEXT_MARKER_OPEN)
+    end = tail.find(_NEXT_MARKER_CLOSE, start)
     if start < 0 or end < 0:
         return None
-    return ET.fromstring(body[start:end + len(_NEXT_MARKER_CLOSE)]).text or None
+    return ET.fromstring(tail[start:end + len(_NEXT_MARKER_CLOSE)]).text or None
 
 
 def parse_page(body: bytes) -> tuple[list[ET.Element], str | None]:

@@ -255,26 +255,28 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
         names = [c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
     if token is not None:
         names = [name for name in names if name >= token.container]
+    current: BackupKeysAhead | None = None
     ahead: BackupKeysAhead | None = None
     try:
         for index, name in enumerate(names):
             position = start if token is not None and name == token.container else Position()
             current, ahead = ahead, None
             if deadline is not None and deadline.expired():
-                if current is not None:
-                    current.cancel()
                 stopped: Position | None = position
             else:
                 ahead = _list_ahead(settings, names[index + 1] if index + 1 < len(names) else None)
                 stopped = _reconcile_one(settings, name, report, progress, position, deadline, current)
+            if current is not None:
+                current.cancel()  # read (harmless then), or left unread by a container that failed first
             if stopped is not None:
                 report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped),
                                             settings.continuation_key))
                 return report
         return report
     finally:
-        if ahead is not None:
-            ahead.cancel()
+        for listing in (current, ahead):  # read or not, none keeps listing for nobody
+            if listing is not None:
+                listing.cancel()
 
 
 def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
@@ -297,7 +299,4 @@ def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: 
         raise
     except BackupError as exc:
         report.error(name, str(exc))
-    finally:
-        if backups_ahead is not None:
-            backups_ahead.cancel()  # read, or never to be: a scan that failed first leaves it running
     return None

@@ -106,17 +106,20 @@ class BackupKeysAhead:
     caller's thread, from where the thread paused (nothing is listed twice).
     Failures are raised by `result`, in the caller's thread, never dropped.
     A listing made ahead is older when it is judged against: a backup made in
-    between reads as missing and is requested again, which the worker skips.
+    between reads as missing and is requested again (the worker skips it),
+    and, as with any listing, a copy still pending when listed counts as
+    present (a copy that then fails fails its request, which the queue retries).
     """
 
-    def __init__(self, container: ContainerClient, max_keys: int = AHEAD_MAX_KEYS) -> None:
-        self._names = backup_names(container)
+    def __init__(self, container: ContainerClient, max_keys: int | None = None, page_size: int = 5000) -> None:
+        self._names = backup_names(container, page_size)
         self._keys: set[bytes] = set()
-        self._max_keys = max_keys
+        self._max_keys = AHEAD_MAX_KEYS if max_keys is None else max_keys  # read at call time
         self._missing = False
         self._error: BaseException | None = None
         self._cancelled = threading.Event()
         self._paused = threading.Event()
+        self._lock = threading.Lock()  # orders cancel() against the thread's end: one of them closes the listing
         threading.Thread(target=self._list_ahead, name="backup-keys-ahead", daemon=True).start()
 
     def _take(self, stop_early: bool) -> None:
@@ -132,12 +135,13 @@ class BackupKeysAhead:
     def _list_ahead(self) -> None:
         try:
             self._take(stop_early=True)
-            if self._cancelled.is_set():
-                self._names.close()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by `result`
             self._error = exc
         finally:
-            self._paused.set()
+            with self._lock:
+                if self._cancelled.is_set():
+                    self._names.close()
+                self._paused.set()
 
     def result(self) -> set[bytes]:
         self._paused.wait()
@@ -149,10 +153,11 @@ class BackupKeysAhead:
         return set() if self._missing else self._keys
 
     def cancel(self) -> None:
-        """Nobody will read this listing any more: stop it after the current page."""
-        self._cancelled.set()
-        if self._paused.is_set():
-            self._names.close()  # the thread is done: drop the page its reader fetched ahead
+        """Nobody will read this listing any more: stop it after the current page (harmless once read)."""
+        with self._lock:
+            self._cancelled.set()
+            if self._paused.is_set():
+                self._names.close()  # the thread is done: drop the page its reader fetched ahead
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.storage.blob import ContainerClient
 
-from shared_code import clients
+from shared_code import clients, storage_io
 from shared_code.detect import backup_key
 from shared_code.local.azurite import free_port
 from shared_code.scan import reconcile
@@ -112,16 +112,30 @@ def test_a_listing_that_failed_ahead_raises_when_read_never_reads_as_empty() -> 
         ahead.result()
 
 
-def test_a_cancelled_listing_stops_and_its_thread_ends(lake: Lake) -> None:
-    _protect(lake, {"alpha": 2})
-    ahead = BackupKeysAhead(lake.backup.get_container_client("alphabak"))
-    ahead.cancel()
+def _threads_end(name: str) -> bool:
     deadline = time.monotonic() + WAIT
-    while any(t.name == "backup-keys-ahead" for t in threading.enumerate()) and time.monotonic() < deadline:
+    while any(t.name.startswith(name) for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(t.name == "backup-keys-ahead" for t in threading.enumerate())
+    return not any(t.name.startswith(name) for t in threading.enumerate())
+
+
+def test_a_cancelled_listing_stops_early_and_its_thread_ends(lake: Lake) -> None:
+    _protect(lake, {"alpha": 6})
+    ahead = BackupKeysAhead(lake.backup.get_container_client("alphabak"), page_size=1)
+    ahead.cancel()  # a page is a round trip: the thread sees this after its first one
+    assert _threads_end("backup-keys-ahead")
+    assert len(ahead._keys) < 6 and ahead._names.gi_frame is None  # noqa: SLF001 - stopped early, listing closed
     with pytest.raises(RuntimeError, match="cancelled"):
         ahead.result()  # a cancelled listing may be partial: it is never handed out as complete
+
+
+def test_a_listing_paused_at_its_limit_and_then_cancelled_is_closed(lake: Lake) -> None:
+    _protect(lake, {"alpha": 4})
+    ahead = BackupKeysAhead(lake.backup.get_container_client("alphabak"), max_keys=1, page_size=1)
+    assert _threads_end("backup-keys-ahead")
+    assert ahead._names.gi_frame is not None  # noqa: SLF001 - paused, suspended mid-listing
+    ahead.cancel()
+    assert ahead._names.gi_frame is None  # noqa: SLF001 - closed by the cancel, not left to the GC
 
 
 def test_every_listing_started_ahead_is_read_or_cancelled_across_continuations(
@@ -134,9 +148,16 @@ def test_every_listing_started_ahead_is_read_or_cancelled_across_continuations(
         started.append(self)
 
     monkeypatch.setattr(BackupKeysAhead, "__init__", tracked)
+    monkeypatch.setattr(storage_io, "AHEAD_MAX_KEYS", 1)  # each listing ahead pauses, suspended, after one key
     for container in ("c-one", "c-two", "c-three"):
         seed(lake, container, 200)
+        backups = lake.backup.get_container_client(container + "bak")
+        backups.create_container()
+        for i in range(3):  # something to list ahead (these match no source blob)
+            backups.upload_blob(f"old/{i}_2020-01-01 00:00:00+00:00_0x1.csv", b"x")
     bodies = follow(RECONCILIATION, {})
     assert len(bodies) >= 3 and sum(b["scanned"] for b in bodies) == 600
     assert len(started) >= 2
-    assert all(ahead._cancelled.is_set() for ahead in started)  # noqa: SLF001 - none left listing for nobody
+    # read to the end or stopped: no listing is left running, or suspended, for nobody
+    assert _threads_end("backup-keys-ahead")
+    assert all(ahead._names.gi_frame is None for ahead in started)  # noqa: SLF001

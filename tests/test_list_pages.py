@@ -102,7 +102,8 @@ def test_prefix_and_marker_with_reserved_characters_reach_the_service_intact(lak
 ])
 def test_the_next_marker_read_early_is_the_one_the_full_parse_reads(tail: bytes, expected: str | None) -> None:
     body = (b'<?xml version="1.0" encoding="utf-8"?><EnumerationResults><Blobs><Blob><Name>'
-            b'&lt;NextMarker&gt;not-this&lt;/NextMarker&gt;</Name><Properties/></Blob></Blobs>'
+            b'&lt;NextMarker&gt;not-this&lt;/NextMarker&gt;</Name><Properties/>'
+            b'<Metadata><NextMarker>nor-this</NextMarker></Metadata></Blob></Blobs>'
             + tail + b"</EnumerationResults>")
     assert peek_next_marker(body) == expected == parse_page(body)[1]
 

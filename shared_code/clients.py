@@ -18,7 +18,7 @@ import requests
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import DefaultAzureCredential
-from azure.storage.blob import BlobServiceClient
+from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.blob import ExponentialRetry as BlobExponentialRetry
 from azure.storage.queue import (
     ExponentialRetry as QueueExponentialRetry,
@@ -30,7 +30,8 @@ from azure.storage.queue import (
 )
 from requests.adapters import HTTPAdapter
 
-from .settings import StorageTarget
+from .naming import backup_container_name
+from .settings import Settings, StorageTarget
 
 # Retries per request (the storage SDK's counters; each limits its own kind, RETRY_TOTAL all kinds together).
 RETRY_TOTAL = 4
@@ -163,6 +164,12 @@ def blob_service(target: StorageTarget) -> BlobServiceClient:
     if target.connection_string:
         return BlobServiceClient.from_connection_string(target.connection_string, **client_options())
     return BlobServiceClient(target.account_url("blob"), credential=default_credential(), **client_options())
+
+
+def backup_container_client(settings: Settings, source_container: str) -> ContainerClient:
+    """The backup container of a source container; InvalidInput if its name would be invalid (too long)."""
+    return blob_service(settings.backup).get_container_client(
+        backup_container_name(source_container, settings.backup_container_suffix))
 
 
 @functools.lru_cache(maxsize=16)

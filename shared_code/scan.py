@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, fields
 from typing import Callable, Literal
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, ContainerClient
+from azure.storage.blob import BlobClient
 
-from .clients import blob_service, queue_client
+from .clients import backup_container_client, blob_service, queue_client
 from .counters import LockedCounters
 from .clock import SYSTEM_CLOCK, Clock, Deadline
 from .continuation import ScanToken, decode_token, encode_token
@@ -93,12 +93,12 @@ class _Scan:
         self.workers = settings.write_concurrency
 
     def _list_backups(self) -> None:
-        backup_container = backup_container_name(self.container, self.settings.backup_container_suffix)
-        with storage_errors(f"listing backup container {backup_container!r}"):
+        backups = backup_container_client(self.settings, self.container)
+        with storage_errors(f"listing backup container {backups.container_name!r}"):
             if self.backups_ahead is not None:
                 self.backups = self.backups_ahead.result()
             else:
-                self.backups = present_backup_keys(backup_client(self.settings, self.container))
+                self.backups = present_backup_keys(backups)
 
     def _has_backup(self, name: str, etag: str, last_modified: object) -> bool:
         assert self.backups is not None
@@ -177,12 +177,6 @@ class _Scan:
     def _request(self, name: str, etag: str, snapshot: str | None) -> None:
         self.sender.send(BackupRequest(container=self.container, blob_name=name, etag=etag, snapshot=snapshot))
         self.report.add(backup_requests=1)
-
-
-def backup_client(settings: Settings, container: str) -> ContainerClient:
-    """The backup container of a source container (the name is checked: it may be too long)."""
-    return blob_service(settings.backup).get_container_client(
-        backup_container_name(container, settings.backup_container_suffix))
 
 
 def _listing_deadline(budget: float | None) -> Deadline | None:
@@ -284,7 +278,7 @@ def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
     if name is None:
         return None
     try:
-        return BackupKeysAhead(backup_client(settings, name))
+        return BackupKeysAhead(backup_container_client(settings, name))
     except InvalidInput:
         return None  # its backup container name is invalid: reported when its turn comes
 

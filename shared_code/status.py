@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from .clients import blob_service, queue_client
+from .clients import backup_container_client, blob_service, queue_client
 from .detect import backup_key, judge
 from .listing import iterate_groups
-from .naming import backup_blob_name, backup_container_name
+from .naming import backup_blob_name
 from .settings import Settings
 from .storage_io import present_backup_keys, storage_errors
 
@@ -46,8 +46,7 @@ def _length(client: QueueClient) -> int:
 
 def container_status(settings: Settings, container: str) -> ContainerStatus:
     status = ContainerStatus(container)
-    keys = present_backup_keys(blob_service(settings.backup).get_container_client(
-        backup_container_name(container, settings.backup_container_suffix)))
+    keys = present_backup_keys(backup_container_client(settings, container))
     for group, _ in iterate_groups(blob_service(settings.source).get_container_client(container), None):
         verdict = judge(group)
         if verdict is None:

@@ -34,12 +34,12 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties, ContainerClient
 
-from .clients import blob_service
+from .clients import backup_container_client, blob_service
 from .detect import ListedBlob, backup_key, judge
 from .errors import ContainerNotFound, InvalidInput
 from .list_pages import FAILED_COPY_STATES
 from .listing import iterate_groups
-from .naming import MAX_BLOB_NAME, backup_blob_name, backup_container_name, normalize_etag, validate_container_name
+from .naming import MAX_BLOB_NAME, backup_blob_name, normalize_etag, validate_container_name
 from .settings import Settings
 from .storage_io import quoted, storage_errors
 
@@ -237,8 +237,7 @@ def verify_container(settings: Settings, container: str, deep: bool, report: Ver
     backup_client: ContainerClient | None = None
     refusal: str | None = None
     try:
-        backup_client = blob_service(settings.backup).get_container_client(
-            backup_container_name(container, settings.backup_container_suffix))
+        backup_client = backup_container_client(settings, container)
     except InvalidInput as exc:
         refusal = str(exc)  # the app refuses to back this container up: every blob is missing its backup
     backups = _backups(container, backup_client, report) if backup_client is not None else {}

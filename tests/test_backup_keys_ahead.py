@@ -72,11 +72,9 @@ def test_the_next_containers_backups_are_listed_while_the_current_one_is_scanned
     assert lost.startswith("d/0_")
     lake.backup.get_container_client("gammabak").get_blob_client(lost).delete_blob()
     policy = HoldSourceUntilBackupsAhead("alpha", "beta")
-    started = time.monotonic()
     with installed(policy):
         report = reconcile(lake.settings)
-    assert policy.overlapped is True
-    assert time.monotonic() - started < WAIT
+    assert policy.overlapped is True  # the held listing did not wait out WAIT: the next one was already sent
     # each container was judged against its own backups, whichever thread listed them
     assert (report.containers, report.scanned, report.snapshots_created, report.backup_requests) == (3, 9, 1, 2)
     requested = sorted((m["container"], m["blob_name"]) for m in map(json.loads, lake.messages()))

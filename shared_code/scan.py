@@ -21,6 +21,7 @@ from .clock import SYSTEM_CLOCK, Clock, Deadline
 from .continuation import ScanToken, decode_token, encode_token
 from .detect import Verdict, backup_key, judge
 from .errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
+from .list_pages import PageReader
 from .listing import Position, iterate_groups, start_reading
 from .messages import BackupRequest
 from .naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
@@ -104,16 +105,19 @@ class _Scan:
         assert self.backups is not None
         return backup_key(backup_blob_name(name, last_modified, etag)) in self.backups  # type: ignore[arg-type]
 
-    def run(self, prefix: str | None, start: Position, deadline: Deadline | None) -> Position | None:
+    def run(self, prefix: str | None, start: Position, deadline: Deadline | None,
+            reader: PageReader | None = None, on_last_page: Callable[[], None] | None = None) -> Position | None:
         """Judge every name after `start`; stop after the name at which `deadline` passed.
 
         Returns where to resume, or None when the container is done. The
         pool is drained before returning, so every decision up to that
-        position has been acted on.
+        position has been acted on. `reader` is a source listing already
+        started at `start`; `on_last_page` runs when its last page arrives.
         """
         scanned = directories = 0
         stopped_at: Position | None = None
-        reader = start_reading(self.source, prefix, start)  # the source's first page loads meanwhile
+        reader = reader or start_reading(self.source, prefix, start)  # the source's first page loads meanwhile
+        reader.on_last_page = on_last_page
         with reader, storage_errors(f"scanning container {self.container!r}"), BoundedPool(self.workers) as pool:
             if self.mode == "reconcile":
                 self._list_backups()
@@ -251,15 +255,19 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
         names = [name for name in names if name >= token.container]
     current: BackupKeysAhead | None = None
     ahead: BackupKeysAhead | None = None
+    first_pages = _FirstPagesAhead(settings)
     try:
         for index, name in enumerate(names):
             position = start if token is not None and name == token.container else Position()
             current, ahead = ahead, None
+            following = names[index + 1] if index + 1 < len(names) else None
             if deadline is not None and deadline.expired():
                 stopped: Position | None = position
             else:
-                ahead = _list_ahead(settings, names[index + 1] if index + 1 < len(names) else None)
-                stopped = _reconcile_one(settings, name, report, progress, position, deadline, current)
+                ahead = _list_ahead(settings, following)
+                first_page = first_pages.take(name) if position == Position() else None  # started at the top
+                stopped = _reconcile_one(settings, name, report, progress, position, deadline, current,
+                                         first_page, first_pages.starter(following))
             if current is not None:
                 current.cancel()  # read (harmless then), or left unread by a container that failed first
             if stopped is not None:
@@ -268,9 +276,36 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
                 return report
         return report
     finally:
+        first_pages.close()
         for listing in (current, ahead):  # read or not, none keeps listing for nobody
             if listing is not None:
                 listing.cancel()
+
+
+class _FirstPagesAhead:
+    """Starts the next container's first source page while the current container's last page is judged.
+
+    Without it the service idles between containers while the client parses
+    and judges a whole last page. A page started for nobody (the deadline
+    stopped the scan first) is dropped by `close`.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._source = blob_service(settings.source)
+        self._readers: dict[str, PageReader] = {}
+
+    def starter(self, name: str | None) -> Callable[[], None] | None:
+        if name is None:
+            return None
+        return lambda: self._readers.setdefault(name, start_reading(self._source.get_container_client(name), None))
+
+    def take(self, name: str) -> PageReader | None:
+        return self._readers.pop(name, None)
+
+    def close(self) -> None:
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
 
 
 def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
@@ -284,13 +319,18 @@ def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
 
 
 def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: Progress | None,
-                   start: Position, deadline: Deadline | None, backups_ahead: BackupKeysAhead | None) -> Position | None:
+                   start: Position, deadline: Deadline | None, backups_ahead: BackupKeysAhead | None,
+                   first_page: PageReader | None, on_last_page: Callable[[], None] | None) -> Position | None:
     try:
-        return _Scan(settings, name, "reconcile", report, progress, backups_ahead).run(None, start, deadline)
+        return _Scan(settings, name, "reconcile", report, progress, backups_ahead).run(
+            None, start, deadline, first_page, on_last_page)
     except ContainerNotFound:
         log.info("container %r was deleted during reconciliation; skipped", name)
     except StorageUnavailable:
         raise
     except BackupError as exc:
         report.error(name, str(exc))
+    finally:
+        if first_page is not None:
+            first_page.close()  # normally closed by the scan already; not if it failed before starting
     return None

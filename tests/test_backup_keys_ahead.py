@@ -1,4 +1,5 @@
-"""Whole-account reconciliation lists the next container's backups while it scans the current one."""
+"""Whole-account reconciliation lists ahead: the next container's backups while it scans the current
+one, and the next container's first source page while the current one's last page is judged."""
 from __future__ import annotations
 
 import contextlib
@@ -12,14 +13,15 @@ from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.storage.blob import ContainerClient
 
-from shared_code import clients, storage_io
+from shared_code import clients, scan, storage_io
 from shared_code.detect import backup_key
+from shared_code.list_pages import PageReader
 from shared_code.local.azurite import free_port
 from shared_code.scan import reconcile
 from shared_code.storage_io import BackupKeysAhead, present_backup_keys
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http
-from tests.test_continuation import follow, seed, tiny_budget  # noqa: F401 - tiny_budget is a fixture
+from tests.test_continuation import PER_CALL, follow, requested, seed, tiny_budget  # noqa: F401 - a fixture
 
 WAIT = 15.0
 
@@ -159,3 +161,69 @@ def test_every_listing_started_ahead_is_read_or_cancelled_across_continuations(
     # read to the end or stopped: no listing is left running, or suspended, for nobody
     assert _threads_end("backup-keys-ahead")
     assert all(ahead._names.gi_frame is None for ahead in started)  # noqa: SLF001
+
+
+class SourceListingSeen(SansIOHTTPPolicy):
+    """Notes each source listing request (`include=snapshots`) of `container`."""
+
+    def __init__(self, container: str) -> None:
+        self.path = f"/{container}?"
+        self.sent = threading.Event()
+        self.count = 0
+
+    def on_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        url = request.http_request.url
+        if "comp=list" in url and "include=snapshots" in url and self.path in url:
+            self.count += 1
+            self.sent.set()
+
+
+def test_the_next_containers_first_page_is_requested_before_the_last_page_is_judged(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    _protect(lake, {"alpha": 3, "beta": 3})
+    seen = SourceListingSeen("beta")
+    overlapped: list[bool] = []
+
+    def judge_last_of_alpha_after_beta_is_asked(group):  # type: ignore[no-untyped-def]
+        if group[0].name == "d/2.csv" and not overlapped:  # alpha's last name (alpha is scanned first)
+            overlapped.append(seen.sent.wait(WAIT))  # without the early start this waits WAIT, then False
+        return judge(group)
+
+    judge = scan.judge
+    monkeypatch.setattr(scan, "judge", judge_last_of_alpha_after_beta_is_asked)
+    with installed(seen):
+        report = reconcile(lake.settings)
+    assert overlapped == [True]
+    assert seen.count == 1  # the page started early is the one beta's scan read: not fetched again
+    assert (report.containers, report.scanned, report.snapshots_created, report.backup_requests) == (2, 6, 0, 0)
+
+
+def test_a_first_page_started_for_a_scan_that_stopped_is_dropped(
+        lake: Lake, tiny_budget: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[PageReader] = []
+    closed: set[int] = set()
+    original_start, original_close = scan.start_reading, PageReader.close
+
+    def tracked_start(*args, **kwargs) -> PageReader:  # type: ignore[no-untyped-def]
+        started.append(original_start(*args, **kwargs))
+        return started[-1]
+
+    def tracked_close(self: PageReader) -> None:
+        closed.add(id(self))
+        original_close(self)
+
+    monkeypatch.setattr(scan, "start_reading", tracked_start)
+    monkeypatch.setattr(PageReader, "close", tracked_close)
+    # The first call's deadline passes on c-one's last name (one tick of the budget goes to the check
+    # before c-one starts), after c-one's last page started c-two's first one.
+    seed(lake, "c-one", PER_CALL - 1)
+    seed(lake, "c-two", 40)
+    seen = SourceListingSeen("c-two")
+    with installed(seen):
+        bodies = follow(RECONCILIATION, {})
+    assert [b["scanned"] for b in bodies] == [PER_CALL - 1, 40]
+    assert seen.count == 2  # started in the first call, then dropped; read in the second
+    assert len(started) == 4  # c-one, c-two early; then c-one (resumed, empty), c-two early (read)
+    assert all(id(reader) in closed for reader in started)  # none left listing for nobody
+    counts = requested(lake, key=lambda m: (m["container"], m["blob_name"]))
+    assert len(counts) == PER_CALL - 1 + 40 and max(counts.values()) == 1  # every blob decided once

@@ -5,6 +5,7 @@ import json
 import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import pytest
 
@@ -43,14 +44,15 @@ def seed(lake: Lake, container: str, count: int) -> list[str]:
     return names
 
 
-def requested(lake: Lake) -> Counter:
+def requested(lake: Lake, key: Callable[[dict], object] = lambda m: m["blob_name"]) -> Counter:
+    """How many backup requests the queue holds per `key` (received: they leave the queue for 300 s)."""
     counts: Counter = Counter()
     while True:
         batch = list(lake.queue.receive_messages(max_messages=32, visibility_timeout=300))
         if not batch:
             return counts
         for message in batch:
-            counts[json.loads(message.content)["blob_name"]] += 1
+            counts[key(json.loads(message.content))] += 1
 
 
 def follow(function: str, params: dict[str, str], *, between=None) -> list[dict]:  # type: ignore[no-untyped-def]

@@ -141,6 +141,7 @@ def test_the_early_marker_matches_on_every_azurite_page_and_costs_no_extra_reque
     reader = PageReader(client, None, SOURCE_INCLUDE)
     expect = reader.expect
     reader.expect = lambda m, size: (events.append(("asked for", m)), expect(m, size))[1]  # type: ignore[method-assign]
+    reader.on_last_page = lambda: events.append(("last page", None))
     marker, seen = None, 0
     while True:
         _, marker = reader.read(marker, 2)
@@ -153,3 +154,6 @@ def test_the_early_marker_matches_on_every_azurite_page_and_costs_no_extra_reque
     # the next page was asked for before this one was parsed
     parsed = [i for i, (what, _) in enumerate(events) if what == "parsed, next"]
     assert all(events[i - 1] == ("asked for", events[i][1]) for i in parsed if events[i][1])
+    # the last page's hook ran once, before that page was parsed (whole-account reconcile starts the next
+    # container's listing there)
+    assert events.count(("last page", None)) == 1 and events[-2:] == [("last page", None), ("parsed, next", None)]

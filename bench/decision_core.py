@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterator
 
 from shared_code.detect import ListedBlob, backup_key, judge_listing
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("entries", type=int)
     parser.add_argument("--runs", type=int, default=3, help="fresh processes; the median is reported")
     parser.add_argument("--one", action="store_true", help="run once in this process (what each child does)")
+    parser.add_argument("--json", metavar="PATH", help="also record the result in PATH, keyed by entries")
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(run(args.entries)))
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     summary = {**runs[0], "seconds": statistics.median(r["seconds"] for r in runs),
                "runs": [r["seconds"] for r in runs], "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
     print(json.dumps(summary))
+    if args.json:
+        recorded = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}
+        recorded[str(args.entries)] = summary
+        Path(args.json).write_text(json.dumps(recorded, indent=2) + "\n")
     return 0
 
 

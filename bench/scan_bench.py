@@ -45,7 +45,7 @@ from shared_code.listing import iterate_groups
 from shared_code.naming import backup_blob_name
 from shared_code.pool import BoundedPool
 from shared_code.scan import ScanReport, _Scan, produce, reconcile
-from shared_code.settings import Settings, load_settings
+from shared_code.settings import DEFAULT_WRITE_CONCURRENCY, Settings, load_settings
 
 NEXT_MARKER = re.compile(rb"<NextMarker>([^<]*)</NextMarker>")
 
@@ -226,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtt-ms", type=float, default=10.0,
                         help="emulated network round trip per request for the remote burst (default %(default)s)")
     parser.add_argument("--json", default="bench/results.json")
+    parser.add_argument("--report", metavar="JSON", help="print the table of a saved run again (no measuring)")
     args = parser.parse_args(argv)
+    if args.report:
+        with open(args.report, encoding="utf-8") as saved:
+            results = json.load(saved)
+        report(results, min(args.burst, results["n"] // 2), DEFAULT_WRITE_CONCURRENCY)
+        return 0
     azurite = start_azurite({"source": random_account_key(), "backup": random_account_key()})
     try:
         os.environ.update({
@@ -337,37 +343,48 @@ def main(argv: list[str] | None = None) -> int:
         azurite.stop()
 
 
+def paired(results: dict[str, Any], numerator: str, denominator: str) -> tuple[float, float, list[float]]:
+    """`numerator / denominator` as the ratio of their medians, and per round, side by side.
+
+    The median of the per-round ratios only compares rounds run one after
+    the other, so a slow patch of the machine cancels out; the ratio of
+    medians can pair one step's best round with the other's worst.
+    """
+    top, bottom = results[numerator], results[denominator]
+    per_round = [a / b for a, b in zip(top["rounds"], bottom["rounds"])]
+    return top["seconds"] / bottom["seconds"], statistics.median(per_round), per_round
+
+
 def report(results: dict[str, Any], burst: int, pool: int) -> None:
-    floor = results["listing floor"]["seconds"]
-    ours = results["reconcile, steady"]["seconds"]
     print(f"N = {results['n']} base blobs in {results['containers']} containers (each with a snapshot and a backup)")
     print(f"{'measurement':<58} {'seconds':>9} {'requests':>9}  rounds")
     for name, value in results.items():
         if isinstance(value, dict) and "seconds" in value:
             requests = "–" if value["requests"] is None else value["requests"]
             print(f"{name:<58} {value['seconds']:>9.3f} {requests:>9}  {value['rounds']}")
-        elif isinstance(value, dict):
+        elif isinstance(value, dict) and "skipped" in value:
             print(f"{name:<58} skipped: {value['skipped']}")
-    baseline = results["per-blob baseline (original)"]["seconds"]
     rtt = f"{results['rtt_ms']:g} ms RTT"
-    pooled, serial = (results[f"snapshot + enqueue, burst of {burst}, {how}"]["seconds"]
-                      for how in (f"pool of {pool}", "one by one"))
-    far_pooled, far_serial = (results[f"snapshot + enqueue, burst of {burst}, {how}, {rtt}"]["seconds"]
-                              for how in (f"pool of {pool}", "one by one"))
-    ratios = {"ours / floor (steady reconcile)": ours / floor, "baseline / ours": baseline / ours,
-              "burst writes: one by one / pooled": serial / pooled,
-              f"burst writes, {rtt}: one by one / pooled": far_serial / far_pooled}
-    producer = results["producer, steady"]["seconds"]
-    ratios["our producer / its floor (source only)"] = producer / results["listing floor, source only"]["seconds"]
+    writes = f"snapshot + enqueue, burst of {burst}"
+    pairs = {
+        "ours / floor (steady reconcile)": ("reconcile, steady", "listing floor"),
+        "baseline / ours": ("per-blob baseline (original)", "reconcile, steady"),
+        "burst writes: one by one / pooled": (f"{writes}, one by one", f"{writes}, pool of {pool}"),
+        f"burst writes, {rtt}: one by one / pooled": (f"{writes}, one by one, {rtt}", f"{writes}, pool of {pool}, {rtt}"),
+        "our producer / its floor (source only)": ("producer, steady", "listing floor, source only"),
+    }
     if "rclone copy, nothing to copy" in results:
-        rclone_copy, rclone_check = (results[name]["seconds"] for name in ("rclone copy, nothing to copy",
-                                                                            "rclone check --one-way"))
-        ratios["rclone copy no-op / our producer"] = rclone_copy / producer
-        ratios["rclone copy no-op / our reconcile"] = rclone_copy / ours
-        ratios["rclone check / our reconcile"] = rclone_check / ours
-    results["ratios"] = {k: round(v, 2) for k, v in ratios.items()}
-    for name, ratio in results["ratios"].items():
-        print(f"{name:<58} {ratio:>9.2f}")
+        pairs["rclone copy no-op / our producer"] = ("rclone copy, nothing to copy", "producer, steady")
+        pairs["rclone copy no-op / our reconcile"] = ("rclone copy, nothing to copy", "reconcile, steady")
+        pairs["rclone check / our reconcile"] = ("rclone check --one-way", "reconcile, steady")
+    results["ratios"], results["ratios, paired by round"] = {}, {}
+    print(f"{'ratio':<58} {'of medians':>10} {'per round: median':>18}  rounds")
+    for label, (numerator, denominator) in pairs.items():
+        of_medians, median_per_round, per_round = paired(results, numerator, denominator)
+        results["ratios"][label] = round(of_medians, 2)
+        results["ratios, paired by round"][label] = {"median": round(median_per_round, 2),
+                                                     "rounds": [round(r, 2) for r in per_round]}
+        print(f"{label:<58} {of_medians:>10.2f} {median_per_round:>18.2f}  {[round(r, 2) for r in per_round]}")
 
 
 if __name__ == "__main__":

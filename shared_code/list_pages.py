@@ -147,8 +147,9 @@ class PageReader:
         self._container, self._prefix, self._include = container, prefix, include
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-ahead")
         self._ahead: tuple[tuple[str | None, int], Future[RawPage]] | None = None
-        # Called once, in `read`, when the page read has no next page, before it is parsed: a
-        # caller with more listing to do (the next container) can start it while this page is judged.
+        # Called once, in `read`, when the page read shows no next marker at its end (before the full
+        # parse; should that find one after all, the hook only ran early): a caller with more listing
+        # to do (the next container) can start it while this page is judged.
         self.on_last_page: Callable[[], None] | None = None
 
     def expect(self, marker: str | None, page_size: int) -> None:

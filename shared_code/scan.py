@@ -111,8 +111,9 @@ class _Scan:
 
         Returns where to resume, or None when the container is done. The
         pool is drained before returning, so every decision up to that
-        position has been acted on. `reader` is a source listing already
-        started at `start`; `on_last_page` runs when its last page arrives.
+        position has been acted on. `reader` is this container's source
+        listing, already started at `start` under `prefix` (the scan reads
+        whatever it lists); `on_last_page` runs when its last page arrives.
         """
         scanned = directories = 0
         stopped_at: Position | None = None
@@ -295,9 +296,14 @@ class _FirstPagesAhead:
         self._readers: dict[str, PageReader] = {}
 
     def starter(self, name: str | None) -> Callable[[], None] | None:
+        """What the current container's last page calls to start `name`'s first page (None: no next one)."""
         if name is None:
             return None
-        return lambda: self._readers.setdefault(name, start_reading(self._source.get_container_client(name), None))
+
+        def start() -> None:
+            if name not in self._readers:  # never a second reader that nobody would close
+                self._readers[name] = start_reading(self._source.get_container_client(name), None)
+        return start
 
     def take(self, name: str) -> PageReader | None:
         return self._readers.pop(name, None)

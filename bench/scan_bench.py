@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import threading
@@ -31,7 +30,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from azure.core.pipeline.policies import SansIOHTTPPolicy
-from azure.core.pipeline.transport import HttpRequest
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from bench import rclone_peer
@@ -41,13 +39,12 @@ from shared_code.local.azurite import random_account_key, start_azurite
 from shared_code.local.functions_host import QueueOptions
 from shared_code.local.host import drain
 from shared_code.detect import Verdict, judge
-from shared_code.listing import iterate_groups
+from shared_code.list_pages import fetch_page, peek_next_marker
+from shared_code.listing import SOURCE_INCLUDE, iterate_groups
 from shared_code.naming import backup_blob_name
 from shared_code.pool import BoundedPool
 from shared_code.scan import ScanReport, _Scan, produce, reconcile
 from shared_code.settings import DEFAULT_WRITE_CONCURRENCY, Settings, load_settings
-
-NEXT_MARKER = re.compile(rb"<NextMarker>([^<]*)</NextMarker>")
 
 
 class Counter(SansIOHTTPPolicy):
@@ -99,17 +96,12 @@ def measure_side_by_side(rounds: int, steps: dict[str, Step], uncounted: tuple[s
 
 
 def raw_list(container: ContainerClient, include: str) -> int:
-    """The I/O floor: fetch every listing page, read only its NextMarker."""
-    pages, marker = 0, ""
+    """The I/O floor: fetch every listing page (as the scans do), read only its next marker."""
+    pages, marker = 0, None
     while True:
-        url = f"{container.url}?restype=container&comp=list&maxresults=5000{include}"
-        if marker:
-            url += f"&marker={marker}"
-        request = HttpRequest("GET", url, headers={"x-ms-version": container.api_version})
-        body = container._pipeline.run(request).http_response.body()  # noqa: SLF001 - benchmark only
+        body = fetch_page(container, None, marker, 5000, include).body
         pages += 1
-        found = NEXT_MARKER.search(body)
-        marker = found.group(1).decode() if found else ""
+        marker = peek_next_marker(body)
         if not marker:
             return pages
 
@@ -267,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def floor(with_backups: bool = True) -> None:
             for c in containers:
-                raw_list(source.get_container_client(c), "&include=snapshots,metadata")
+                raw_list(source.get_container_client(c), SOURCE_INCLUDE)
                 if with_backups:
                     raw_list(backup.get_container_client(c + settings.backup_container_suffix), "")
 

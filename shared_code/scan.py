@@ -8,9 +8,10 @@ reconcile, one of the backup container): no request per unchanged blob.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field, fields
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
@@ -254,64 +255,75 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
         names = [c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
     if token is not None:
         names = [name for name in names if name >= token.container]
-    current: BackupKeysAhead | None = None
-    ahead: BackupKeysAhead | None = None
-    first_pages = _FirstPagesAhead(settings)
+    ahead = _NextContainerAhead(settings)
     try:
         for index, name in enumerate(names):
             position = start if token is not None and name == token.container else Position()
-            current, ahead = ahead, None
-            following = names[index + 1] if index + 1 < len(names) else None
             if deadline is not None and deadline.expired():
                 stopped: Position | None = position
             else:
-                ahead = _list_ahead(settings, following)
-                first_page = first_pages.take(name) if position == Position() else None  # started at the top
-                stopped = _reconcile_one(settings, name, report, progress, position, deadline, current,
-                                         first_page, first_pages.starter(following))
-            if current is not None:
-                current.cancel()  # read (harmless then), or left unread by a container that failed first
+                with ahead.taken(name) as (backups, first_page):
+                    ahead.start(names[index + 1] if index + 1 < len(names) else None)
+                    stopped = _reconcile_one(settings, name, report, progress, position, deadline,
+                                             backups, first_page, ahead.start_first_page)
             if stopped is not None:
                 report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped),
                                             settings.continuation_key))
                 return report
         return report
     finally:
-        first_pages.close()
-        for listing in (current, ahead):  # read or not, none keeps listing for nobody
-            if listing is not None:
-                listing.cancel()
+        ahead.close()
 
 
-class _FirstPagesAhead:
-    """Starts the next container's first source page while the current container's last page is judged.
+class _NextContainerAhead:
+    """What whole-account reconciliation starts for the next container before its turn.
 
-    Without it the service idles between containers while the client parses
-    and judges a whole last page. A page started for nobody (the deadline
-    stopped the scan first) is dropped by `close`.
+    Its backups are listed while the current container is scanned (see
+    `BackupKeysAhead`), and its first source page is requested as soon as the
+    current container's last page arrives, so the service is not left idle
+    while the client judges that page. What the next scan does not read is
+    stopped, on every path (deadline, error, a container deleted mid-scan):
+    nothing keeps listing for nobody.
     """
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._source = blob_service(settings.source)
-        self._readers: dict[str, PageReader] = {}
+        self._name: str | None = None
+        self._backups: BackupKeysAhead | None = None
+        self._first_page: PageReader | None = None
 
-    def starter(self, name: str | None) -> Callable[[], None] | None:
-        """What the current container's last page calls to start `name`'s first page (None: no next one)."""
-        if name is None:
-            return None
+    def start(self, name: str | None) -> None:
+        """`name` comes next (None: nothing does): list its backups now."""
+        self.close()
+        self._name = name
+        self._backups = _list_ahead(self._settings, name)
 
-        def start() -> None:
-            if name not in self._readers:  # never a second reader that nobody would close
-                self._readers[name] = start_reading(self._source.get_container_client(name), None)
-        return start
+    def start_first_page(self) -> None:
+        """The current container's last page has arrived: request the next one's first page."""
+        if self._name is not None and self._first_page is None:
+            self._first_page = start_reading(self._source.get_container_client(self._name), None)
 
-    def take(self, name: str) -> PageReader | None:
-        return self._readers.pop(name, None)
+    @contextlib.contextmanager
+    def taken(self, name: str) -> Iterator[tuple[BackupKeysAhead | None, PageReader | None]]:
+        """What was started for `name`, for its scan; stopped afterwards if that scan left it unread."""
+        backups, first_page = (self._backups, self._first_page) if name == self._name else (None, None)
+        self._backups = self._first_page = None
+        self.close()
+        try:
+            yield backups, first_page
+        finally:
+            if backups is not None:
+                backups.cancel()  # harmless once read
+            if first_page is not None:
+                first_page.close()
 
     def close(self) -> None:
-        for reader in self._readers.values():
-            reader.close()
-        self._readers.clear()
+        if self._backups is not None:
+            self._backups.cancel()
+        if self._first_page is not None:
+            self._first_page.close()
+        self._name = self._backups = self._first_page = None
 
 
 def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
@@ -326,7 +338,7 @@ def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
 
 def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: Progress | None,
                    start: Position, deadline: Deadline | None, backups_ahead: BackupKeysAhead | None,
-                   first_page: PageReader | None, on_last_page: Callable[[], None] | None) -> Position | None:
+                   first_page: PageReader | None, on_last_page: Callable[[], None]) -> Position | None:
     try:
         return _Scan(settings, name, "reconcile", report, progress, backups_ahead).run(
             None, start, deadline, first_page, on_last_page)
@@ -336,7 +348,4 @@ def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: 
         raise
     except BackupError as exc:
         report.error(name, str(exc))
-    finally:
-        if first_page is not None:
-            first_page.close()  # normally closed by the scan already; not if it failed before starting
     return None

@@ -15,6 +15,7 @@ from azure.storage.blob import ContainerClient
 
 from shared_code import clients, scan, storage_io
 from shared_code.detect import backup_key
+from shared_code.errors import BackupError
 from shared_code.list_pages import PageReader
 from shared_code.local.azurite import free_port
 from shared_code.scan import reconcile
@@ -227,3 +228,29 @@ def test_a_first_page_started_for_a_scan_that_stopped_is_dropped(
     assert all(id(reader) in closed for reader in started)  # none left listing for nobody
     counts = requested(lake, key=lambda m: (m["container"], m["blob_name"]))
     assert len(counts) == PER_CALL - 1 + 40 and max(counts.values()) == 1  # every blob decided once
+
+
+def test_a_listing_ahead_left_unread_by_a_container_that_failed_first_is_cancelled(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    _protect(lake, {"alpha": 2, "beta": 2, "gamma": 2})
+    started: dict[str, BackupKeysAhead] = {}
+    original_init = BackupKeysAhead.__init__
+
+    def tracked(self: BackupKeysAhead, container: ContainerClient, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        original_init(self, container, *args, **kwargs)
+        started[container.container_name] = self
+
+    def fail_beta(self) -> None:  # type: ignore[no-untyped-def]
+        if self.container == "beta":
+            raise BackupError("beta cannot be backed up")
+        original_list(self)
+
+    original_list = scan._Scan._list_backups
+    monkeypatch.setattr(BackupKeysAhead, "__init__", tracked)
+    monkeypatch.setattr(scan._Scan, "_list_backups", fail_beta)
+    report = reconcile(lake.settings)
+    assert report.errors == [{"container": "beta", "error": "beta cannot be backed up"}]
+    assert report.scanned == 4  # alpha and gamma
+    assert set(started) == {"betabak", "gammabak"}
+    assert started["betabak"]._cancelled.is_set()  # noqa: SLF001 - never read, and not left listing for nobody
+    assert _threads_end("backup-keys-ahead")

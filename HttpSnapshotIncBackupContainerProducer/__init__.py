@@ -2,7 +2,7 @@
 container (`container`, optional `prefix`) and queue a backup request for each."""
 import azure.functions as func
 
-from shared_code.http_api import produce_http
+from shared_code.surfaces.http_api import produce_http
 
 
 def main(req: func.HttpRequest) -> func.HttpResponse:

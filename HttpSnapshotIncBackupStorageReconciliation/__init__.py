@@ -2,7 +2,7 @@
 across the account or for one `container`."""
 import azure.functions as func
 
-from shared_code.http_api import reconcile_http
+from shared_code.surfaces.http_api import reconcile_http
 
 
 def main(req: func.HttpRequest) -> func.HttpResponse:

@@ -3,7 +3,7 @@
 and, after maxDequeueCount tries, move it to the poison queue."""
 import azure.functions as func
 
-from shared_code.worker import process_queue_message
+from shared_code.backup.worker import process_queue_message
 
 
 def main(msg: func.QueueMessage) -> None:

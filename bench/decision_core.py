@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from shared_code.detect import ListedBlob, backup_key, judge_listing
-from shared_code.naming import backup_blob_name
+from shared_code.core.detect import ListedBlob, backup_key, judge_listing
+from shared_code.core.naming import backup_blob_name
 
 MODIFIED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -13,10 +13,10 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy, QueueClient
 
-from shared_code import worker
-from shared_code.clients import blob_service
+from shared_code.backup import worker
+from shared_code.storage.clients import blob_service
 from shared_code.local.azurite import AzuriteInstance, AzuriteUnavailable, random_account_key, start_azurite
-from shared_code.settings import Settings, load_settings
+from shared_code.core.settings import Settings, load_settings
 from shared_code.local.functions_host import QueueOptions, QueueStats
 from tests import reliability
 from tests.functions_host import drain
@@ -28,6 +28,7 @@ APP_SETTINGS = (
     "par_storage_account_key_queue", "par_queue_name", "par_subscription_id", "par_resource_group_name",
     "par_adfv2_name", "par_adfv2_pipeline_name", "AzureWebJobsStorage", "BACKUP_COPY_ENGINE", "USING_BLOB_LEASE",
     "MAX_LEASE_COPY_TIME_MINUTES", "BACKUP_CONTAINER_SUFFIX", "ADF_MANAGEMENT_ENDPOINT", "SCAN_WRITE_CONCURRENCY",
+    "STORAGE_READ_TIMEOUT_SECONDS", "HTTP_TIME_BUDGET_SECONDS",
     "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "AZURE_CLIENT_ID", "AZURE_TENANT_ID",
     "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
 )

@@ -9,10 +9,11 @@ from typing import Iterator
 
 import pytest
 
-from shared_code import copiers, worker
-from shared_code.clients import default_credential
-from shared_code.errors import CopyFailed
-from shared_code.naming import backup_blob_name
+from shared_code.backup import copiers
+from shared_code.backup import worker
+from shared_code.storage.clients import default_credential
+from shared_code.core.errors import CopyFailed
+from shared_code.core.naming import backup_blob_name
 from tests.conftest import Lake
 from tests.doubles.adf_service import FakeAdfService
 from tests.doubles.managed_identity import FakeManagedIdentityEndpoint
@@ -161,7 +162,7 @@ def test_a_worker_killed_before_verifying_leaves_no_wrong_backup_after_the_retry
 
 def test_a_correct_backup_without_provenance_is_kept_when_superseded(lake: Lake) -> None:
     """Backups made by the original app carry no metadata: the superseded path must not delete a correct one."""
-    from shared_code.messages import BackupRequest
+    from shared_code.core.messages import BackupRequest
     lake.upload("raw", "a.csv", b"v1")
     props = lake.source.get_blob_client("raw", "a.csv").get_blob_properties()
     snapshot = lake.source.get_blob_client("raw", "a.csv").create_snapshot()["snapshot"]

@@ -13,13 +13,15 @@ from azure.core.exceptions import ServiceRequestError
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.storage.blob import ContainerClient
 
-from shared_code import clients, scan, storage_io
-from shared_code.detect import backup_key
-from shared_code.errors import BackupError
-from shared_code.list_pages import PageReader
+from shared_code.storage import clients
+from shared_code.scan import scanner as scan
+from shared_code.storage import backup_keys
+from shared_code.core.detect import backup_key
+from shared_code.core.errors import BackupError
+from shared_code.storage.pages import PageReader
 from shared_code.local.azurite import free_port
-from shared_code.scan import reconcile
-from shared_code.storage_io import BackupKeysAhead, present_backup_keys
+from shared_code.scan.scanner import reconcile
+from shared_code.storage.backup_keys import BackupKeysAhead, present_backup_keys
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http
 from tests.test_continuation import PER_CALL, follow, requested, seed, tiny_budget  # noqa: F401 - a fixture
@@ -49,15 +51,8 @@ class HoldSourceUntilBackupsAhead(SansIOHTTPPolicy):
             self.overlapped = self.ahead_seen.wait(WAIT)
 
 
-@contextlib.contextmanager
-def installed(policy: SansIOHTTPPolicy) -> Iterator[None]:
-    clients.EXTRA_POLICIES.append(policy)
-    clients.blob_service.cache_clear()
-    try:
-        yield
-    finally:
-        clients.EXTRA_POLICIES.remove(policy)
-        clients.blob_service.cache_clear()
+def installed(policy: SansIOHTTPPolicy) -> contextlib.AbstractContextManager[None]:
+    return clients.observing(policy)
 
 
 def _protect(lake: Lake, containers: dict[str, int]) -> None:
@@ -149,7 +144,7 @@ def test_every_listing_started_ahead_is_read_or_cancelled_across_continuations(
         started.append(self)
 
     monkeypatch.setattr(BackupKeysAhead, "__init__", tracked)
-    monkeypatch.setattr(storage_io, "AHEAD_MAX_KEYS", 1)  # each listing ahead pauses, suspended, after one key
+    monkeypatch.setattr(backup_keys, "AHEAD_MAX_KEYS", 1)  # each listing ahead pauses, suspended, after one key
     for container in ("c-one", "c-two", "c-three"):
         seed(lake, container, 200)
         backups = lake.backup.get_container_client(container + "bak")

@@ -15,7 +15,7 @@ import logging
 import pytest
 from azure.storage.queue import QueueClient
 
-from shared_code.verify import MISSING_BACKUP, verify_lake
+from shared_code.admin.verify import MISSING_BACKUP, verify_lake
 from tests import reliability
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http

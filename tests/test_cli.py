@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared_code.cli import main
+from shared_code.local.azurite import random_account_key
+from shared_code.surfaces.cli import main
 from tests.conftest import Lake
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,35 @@ def test_failures_exit_1_with_one_line_and_no_traceback(cli_env: Lake, capsys: p
     assert code == 1 and err.count("\n") == 1 and "does not exist" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", [["status"], ["verify"], ["produce", "--container", "raw"]])
+def test_a_wrong_account_key_is_one_line_exit_1_without_the_key(cli_env: Lake, capsys: pytest.CaptureFixture[str],
+                                                                 monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    """Regression: ClientAuthenticationError escaped the CLI as a traceback."""
+    cli_env.upload("raw", "a.csv", b"x")
+    wrong_key = random_account_key()
+    forged = cli_env.azurite.connection_string("source").replace(cli_env.azurite.accounts["source"], wrong_key)
+    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING", forged)
+    code, out, err = run(capsys, *command)
+    assert code == 1 and out == "", (out, err)
+    assert err.count("\n") == 1 and err.startswith("error: authentication to storage failed"), err
+    assert "Traceback" not in err and wrong_key not in err and wrong_key[:12] not in err
+
+
+def test_an_unexpected_storage_answer_is_one_line_exit_1(cli_env: Lake, capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: an HttpResponseError the code does not handle (here 400 from a bad API version) was a traceback."""
+    cli_env.upload("raw", "a.csv", b"x")
+    from azure.core.exceptions import HttpResponseError
+    from shared_code.admin import status
+
+    def refused(*_: object, **__: object) -> None:
+        raise HttpResponseError(message="The value for one of the HTTP headers is not in the correct format.")
+
+    monkeypatch.setattr(status, "container_status", refused)
+    code, out, err = run(capsys, "status")
+    assert code == 1 and err.count("\n") == 1 and err.startswith("error: storage answered HTTP"), err
+
+
 def test_settings_come_from_local_settings_json(lake: Lake, tmp_path: Path) -> None:
     """As `func start` does; run as a real process so no environment leaks in from the tests."""
     settings = tmp_path / "local.settings.json"
@@ -82,7 +112,7 @@ class FakeTerminal(io.StringIO):
 
 def test_long_scans_show_progress_only_on_a_terminal(cli_env: Lake, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from shared_code import scan
+    from shared_code.scan import scanner as scan
     monkeypatch.setattr(scan, "PROGRESS_EVERY", 2)
     for i in range(5):
         cli_env.upload("raw", f"{i}", b"x")

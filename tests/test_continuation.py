@@ -9,10 +9,11 @@ from typing import Callable
 
 import pytest
 
-from shared_code import listing, scan
-from shared_code.continuation import ScanToken, decode_token, encode_token
-from shared_code.errors import InvalidInput
-from shared_code.listing import Position
+from shared_code.storage import cursor as listing
+from shared_code.scan import scanner as scan
+from shared_code.scan.continuation import ScanToken, decode_token, encode_token
+from shared_code.core.errors import InvalidInput
+from shared_code.storage.cursor import Position
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http
 

@@ -5,7 +5,7 @@ import itertools
 import random
 from datetime import datetime, timezone
 
-from shared_code.detect import ListedBlob, backup_key, is_directory_marker, judge, judge_listing
+from shared_code.core.detect import ListedBlob, backup_key, is_directory_marker, judge, judge_listing
 
 T = datetime(2024, 1, 1, tzinfo=timezone.utc)
 

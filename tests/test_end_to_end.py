@@ -6,7 +6,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from shared_code.naming import backup_blob_name
+from shared_code.core.naming import backup_blob_name
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, call_http
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import azure.functions as func
 import pytest
 
-from shared_code.clients import blob_service
+from shared_code.storage.clients import blob_service
 from shared_code.local.azurite import (
     AzuriteInstance,
     AzuriteUnavailable,
@@ -29,8 +29,8 @@ from shared_code.local.azurite import (
 )
 from shared_code.local.fault_proxy import counting_retries
 from shared_code.local.functions_host import QueueOptions, QueueTriggerRunner
-from shared_code.settings import load_settings
-from shared_code.verify import verify_lake
+from shared_code.core.settings import load_settings
+from shared_code.admin.verify import verify_lake
 from tests import reliability
 from tests.conftest import APP_SETTINGS, QUEUE_NAME
 from tests.functions_host import PRODUCER, QUEUE_WORKER, RECONCILIATION, call_http

@@ -22,8 +22,8 @@ import pytest
 from azure.core.exceptions import AzureError
 from azure.storage.queue import QueueClient
 
-from shared_code import clients
-from shared_code.clients import BlobRetry, QueueRetry
+from shared_code.storage import clients
+from shared_code.storage.clients import BlobRetry, QueueRetry
 from shared_code.local.fault_proxy import (
     CLEAN,
     FaultPlan,
@@ -37,7 +37,7 @@ from shared_code.local.functions_host import (
     QueueStats,
     QueueTriggerRunner,
 )
-from shared_code.verify import MISSING_BACKUP, VerifyReport, verify_lake
+from shared_code.admin.verify import MISSING_BACKUP, VerifyReport, verify_lake
 from tests import reliability
 from tests.conftest import QUEUE_NAME, Lake
 from tests.functions_host import PRODUCER, QUEUE_WORKER, RECONCILIATION, call_http

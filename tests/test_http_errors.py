@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shared_code import clients
+from shared_code.storage import clients
 from shared_code.local.azurite import free_port
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http
@@ -96,8 +96,7 @@ class StallingServer:
 def test_storage_that_stalls_is_a_503_bounded_by_the_read_timeout(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: with a 120 s read timeout per attempt a stalled account held the trigger ~8 minutes."""
     stall = StallingServer()
-    monkeypatch.setattr(clients, "READ_TIMEOUT_SECONDS", 1.0)
-    clients.blob_service.cache_clear()
+    monkeypatch.setenv("STORAGE_READ_TIMEOUT_SECONDS", "1")
     hung = lake.azurite.connection_string("source").replace(str(lake.azurite.blob_port), str(stall.port))
     monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING", hung)
     try:
@@ -106,7 +105,6 @@ def test_storage_that_stalls_is_a_503_bounded_by_the_read_timeout(lake: Lake, mo
         elapsed = time.monotonic() - started
     finally:
         stall.close()
-        clients.blob_service.cache_clear()
     assert status == 503 and payload["status"] == "error", payload
     assert len(stall.held) == clients.RETRY_READ + 1  # every attempt timed out, then the app gave up
     waits = sum(clients.FIRST_RETRY_SECONDS * 2 ** i * (1 + clients.RETRY_JITTER) for i in range(clients.RETRY_READ))

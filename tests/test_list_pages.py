@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from shared_code import list_pages
-from shared_code.list_pages import (
+from shared_code.storage import pages as list_pages
+from shared_code.storage.pages import (
     PageReader,
     backup_names,
     complete_backup_name,
@@ -14,8 +14,8 @@ from shared_code.list_pages import (
     parse_page,
     peek_next_marker,
 )
-from shared_code.listing import SOURCE_INCLUDE
-from shared_code.naming import backup_blob_name, normalize_etag
+from shared_code.storage.cursor import SOURCE_INCLUDE
+from shared_code.core.naming import backup_blob_name, normalize_etag
 from tests.conftest import Lake
 
 AWKWARD = [

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code.detect import ListedBlob, group_by_name, is_settled, judge
-from shared_code.listing import iterate_groups
+from shared_code.core.detect import ListedBlob, group_by_name, is_settled, judge
+from shared_code.storage.cursor import iterate_groups
 from tests.conftest import Lake
 
 

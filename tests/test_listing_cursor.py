@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared_code.detect import ListedBlob, group_by_name, judge
-from shared_code.listing import Position, cursor
+from shared_code.core.detect import ListedBlob, group_by_name, judge
+from shared_code.storage.cursor import Position, cursor
 
 WHEN = datetime(2026, 11, 26, tzinfo=timezone.utc)
 

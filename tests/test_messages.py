@@ -6,8 +6,8 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
-from shared_code.errors import InvalidMessage
-from shared_code.messages import BackupRequest, parse_request
+from shared_code.core.errors import InvalidMessage
+from shared_code.core.messages import BackupRequest, parse_request
 
 
 def test_message_is_json_with_the_original_fields() -> None:

@@ -1,19 +1,20 @@
 """Naming contract and input validation (pure, no storage)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote
 
 import pytest
 from hypothesis import example, given, strategies as st
 
-from shared_code.errors import InvalidInput, InvalidMessage
-from shared_code.naming import (
+from shared_code.core.errors import InvalidInput, InvalidMessage
+from shared_code.core.naming import (
     backup_blob_name,
     backup_container_name,
     checked_backup_blob_name,
     encode_metadata_value,
     normalize_etag,
+    quoted_etag,
     validate_container_name,
     validate_prefix,
 )
@@ -93,3 +94,17 @@ def test_backup_name_keeps_directory_and_extension(blob: str) -> None:
     assert name.startswith(blob.rpartition("/")[0])
     assert "_2020-03-18 20:54:51+00:00_0xABC" in name
     assert name.replace("_2020-03-18 20:54:51+00:00_0xABC", "", 1) == blob
+
+
+def test_equal_instants_in_different_zones_keep_their_own_text() -> None:
+    """Regression: the timestamp cache keyed on the instant, so the second zone got the first zone's text."""
+    utc = datetime(2024, 1, 31, 10, 0, 0, tzinfo=timezone.utc)
+    plus_one = utc.astimezone(timezone(timedelta(hours=1)))
+    assert utc == plus_one
+    assert backup_blob_name("a.csv", utc, "0x1") == "a_2024-01-31 10:00:00+00:00_0x1.csv"
+    assert backup_blob_name("a.csv", plus_one, "0x1") == "a_2024-01-31 11:00:00+01:00_0x1.csv"
+
+
+def test_quoted_etag_is_the_if_match_form() -> None:
+    assert quoted_etag("0x8D7CB73F1C5E0C2") == '"0x8D7CB73F1C5E0C2"'
+    assert normalize_etag(quoted_etag("0x1")) == "0x1"

@@ -18,12 +18,12 @@ from urllib.parse import unquote
 import pytest
 from azure.core.exceptions import HttpResponseError
 
-from shared_code import worker
-from shared_code.clock import Deadline
-from shared_code.naming import backup_blob_name, normalize_etag
-from shared_code.scan import ScanReport, produce
-from shared_code.settings import Settings
-from shared_code.verify import verify_lake
+from shared_code.backup import worker
+from shared_code.core.clock import Deadline
+from shared_code.core.naming import backup_blob_name, normalize_etag
+from shared_code.scan.scanner import ScanReport, produce
+from shared_code.core.settings import Settings
+from shared_code.admin.verify import verify_lake
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, call_http
 from tests.reliability import record

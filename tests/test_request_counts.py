@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
-from shared_code import clients
+from shared_code.storage import clients
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http
 
@@ -37,13 +37,8 @@ def counter(lake: Lake) -> Iterator[RequestCounter]:
         call_http(PRODUCER, params={"container": container})
     assert lake.drain().succeeded == len(CONTAINERS) * PER_CONTAINER
     policy = RequestCounter()
-    clients.EXTRA_POLICIES.append(policy)
-    clients.blob_service.cache_clear()
-    clients.queue_client.cache_clear()
-    yield policy
-    clients.EXTRA_POLICIES.remove(policy)
-    clients.blob_service.cache_clear()
-    clients.queue_client.cache_clear()
+    with clients.observing(policy):
+        yield policy
 
 
 def test_steady_state_reconciliation_makes_only_listing_requests(counter: RequestCounter) -> None:

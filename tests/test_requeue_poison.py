@@ -8,11 +8,11 @@ import pytest
 from azure.storage.blob import BlobLeaseClient
 from azure.storage.queue import QueueClient
 
-from shared_code import requeue
-from shared_code.cli import main
-from shared_code.errors import StorageUnavailable
-from shared_code.requeue import requeue_poison
-from shared_code.verify import verify_lake
+from shared_code.admin import requeue
+from shared_code.surfaces.cli import main
+from shared_code.core.errors import StorageUnavailable
+from shared_code.admin.requeue import requeue_poison
+from shared_code.admin.verify import verify_lake
 from tests.conftest import QUEUE_NAME, Lake
 from tests.functions_host import PRODUCER, call_http
 from tests.reliability import record

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from shared_code.pool import BoundedPool
-from shared_code.storage_io import take_snapshot
+from shared_code.scan.pool import BoundedPool
+from shared_code.storage.snapshots import take_snapshot
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, call_http
 

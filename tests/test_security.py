@@ -13,9 +13,9 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContainerClient
 
-from shared_code import copiers
-from shared_code.cli import main
-from shared_code.sas import CLOCK_SKEW, signed_source_url
+from shared_code.backup import copiers
+from shared_code.surfaces.cli import main
+from shared_code.backup.sas import CLOCK_SKEW, signed_source_url
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http
 from tests.test_adf_engine import adf_lake  # noqa: F401 - the fixture (ADF REST double + managed identity)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code.errors import SettingsError
-from shared_code.settings import load_settings
+from shared_code.core.errors import SettingsError
+from shared_code.core.settings import load_settings, timespan_seconds
+from shared_code.local.functions_host import QueueOptions
 
 BASE = {
     "par_storage_account_name_source": "srcaccount",
@@ -110,3 +111,39 @@ def test_a_connection_string_pasted_into_the_wrong_setting_is_not_echoed(setting
     with pytest.raises(SettingsError) as caught:
         load_settings({**BASE, **ADF, setting: secret})
     assert "TOPSECRET" not in str(caught.value) and setting in str(caught.value)
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("00:15:00", 900.0), ("1.00:00:00", 86400.0), ("2.03:04:05", 183845.0), ("00:00:00.5", 0.5), ("10:00:00", 36000.0),
+])
+def test_host_json_timespans_read_days_and_fractions(text: str, seconds: float) -> None:
+    """Regression: the local host read `1.00:00:00` (a day) as one hour."""
+    assert timespan_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "-1", "15", "00:15", "1:2:3:4", "00:60:00x"])
+def test_what_is_not_a_timespan_is_refused(text: str) -> None:
+    assert timespan_seconds(text) is None
+
+
+def test_the_local_host_reads_day_timespans_from_host_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    host = tmp_path / "host.json"
+    host.write_text('{"extensions": {"queues": {"visibilityTimeout": "1.00:00:00", "maxPollingInterval": "00:00:02.5"}}}')
+    options = QueueOptions.from_host_json(host)
+    assert options.visibility_timeout == 86400.0 and options.max_polling_interval == 2.5
+
+
+def test_a_timespan_the_host_would_reject_is_an_error_not_a_guess(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    host = tmp_path / "host.json"
+    host.write_text('{"extensions": {"queues": {"visibilityTimeout": "30 seconds"}}}')
+    with pytest.raises(ValueError, match="visibilityTimeout|timespan"):
+        QueueOptions.from_host_json(host)
+
+
+def test_storage_read_timeout_is_a_validated_setting() -> None:
+    settings = load_settings({**BASE, "STORAGE_READ_TIMEOUT_SECONDS": "3"}, host_json=None)
+    assert {t.read_timeout_seconds for t in (settings.source, settings.backup, settings.queue)} == {3.0}
+    assert load_settings(BASE, host_json=None).source.read_timeout_seconds == 20.0
+    for bad in ("0", "-1", "soon", "301"):
+        with pytest.raises(SettingsError, match="STORAGE_READ_TIMEOUT_SECONDS"):
+            load_settings({**BASE, "STORAGE_READ_TIMEOUT_SECONDS": bad}, host_json=None)

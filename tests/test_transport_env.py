@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from shared_code.clients import _EnvironmentOnceSession
+from shared_code.storage.clients import _EnvironmentOnceSession
 
 URLS = ["https://acct.blob.core.windows.net/c/b?comp=snapshot", "https://acct.queue.core.windows.net/q/messages",
         "http://127.0.0.1:10000/source/c", "https://login.microsoftonline.com/t/oauth2/v2.0/token"]

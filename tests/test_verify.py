@@ -8,13 +8,25 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobBlock, ContentSettings
 
-from shared_code import clients, verify
-from shared_code.cli import main
-from shared_code.detect import ListedBlob
-from shared_code.naming import backup_blob_name, encode_metadata_value
-from shared_code.verify import (
-    CONTENT_MISMATCH, MISSING_BACKUP, MISSING_SNAPSHOT, ORPHANED_METADATA, Comparison, Content, VerifyReport,
-    Violation, check_version, compare_listed, named_etag, provenance_problem, verify_lake,
+from shared_code.storage import clients
+from shared_code.admin import verify
+from shared_code.surfaces.cli import main
+from shared_code.core.detect import ListedBlob
+from shared_code.core.naming import backup_blob_name, encode_metadata_value
+from shared_code.admin.verify import (
+    CONTENT_MISMATCH,
+    MISSING_BACKUP,
+    MISSING_SNAPSHOT,
+    ORPHANED_METADATA,
+    Comparison,
+    Content,
+    VerifyReport,
+    Violation,
+    check_version,
+    compare_listed,
+    named_etag,
+    provenance_problem,
+    verify_lake,
 )
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, call_http
@@ -207,13 +219,8 @@ def test_a_blob_never_backed_up_and_a_new_version_are_reported(lake: Lake) -> No
 def test_verify_costs_two_listings_per_container_not_a_request_per_blob(lake: Lake) -> None:
     backed_up_lake(lake, [f"d/{i:02d}.csv" for i in range(25)])
     counter = RequestCounter()
-    clients.EXTRA_POLICIES.append(counter)
-    clients.blob_service.cache_clear()
-    try:
+    with clients.observing(counter):
         report = verify_lake(lake.settings)
-    finally:
-        clients.EXTRA_POLICIES.remove(counter)
-        clients.blob_service.cache_clear()
     assert report.clean and report.blobs_checked == 25
     assert len(counter.requests) == 3, counter.requests  # list containers; the backup and the grouped listing
     assert all("comp=list" in query for _, _, query in counter.requests)

@@ -9,13 +9,13 @@ from urllib.parse import unquote
 import pytest
 from azure.storage.blob import BlobLeaseClient
 
-from shared_code import copiers
-from shared_code.clock import Deadline
-from shared_code.copiers import BlobCopier, CopyJob
-from shared_code.errors import SourceLeased, SourceSuperseded
-from shared_code.messages import BackupRequest
-from shared_code.naming import backup_blob_name
-from shared_code.worker import Outcome, handle_message
+from shared_code.backup import copiers
+from shared_code.core.clock import Deadline
+from shared_code.backup.copiers import BlobCopier, CopyJob
+from shared_code.core.errors import SourceLeased, SourceSuperseded
+from shared_code.core.messages import BackupRequest
+from shared_code.core.naming import backup_blob_name
+from shared_code.backup.worker import Outcome, handle_message
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, call_http
 from tests.reliability import record
@@ -172,7 +172,7 @@ def test_copy_from_base_refuses_a_version_that_changed(lake: Lake) -> None:
 
 
 def test_the_copy_source_sas_is_read_only_scoped_and_short_lived(lake: Lake) -> None:
-    from shared_code.sas import signed_source_url
+    from shared_code.backup.sas import signed_source_url
     lake.upload("raw", "a.csv", b"v1")
     url = signed_source_url(lake.source, "raw", "a.csv", None, valid_for=timedelta(minutes=10))
     query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
@@ -187,7 +187,7 @@ def test_the_copy_source_sas_is_read_only_scoped_and_short_lived(lake: Lake) -> 
 
 def test_the_lease_is_renewed_while_the_copy_runs(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
-    from shared_code.leases import held_lease
+    from shared_code.backup.leases import held_lease
     renewals: list[str] = []
     real_renew = BlobLeaseClient.renew
 

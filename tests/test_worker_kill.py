@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_code import worker
+from shared_code.backup import worker
 from shared_code.local.functions_host import (
     APP_ROOT,
     FunctionSpec,
@@ -147,7 +147,8 @@ def finish_orphan_run(lake: Lake, run_id: str) -> None:
 
 def _serve_one_delivery() -> None:
     """The child: receive one message for the real queue function and process it; then wait to be killed."""
-    from shared_code import copiers, leases
+    from shared_code.backup import copiers
+    from shared_code.backup import leases
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s", stream=sys.stderr)
     logging.getLogger("azure").setLevel(logging.WARNING)
     copiers.ADF_POLL_SECONDS = 0.05

@@ -39,8 +39,8 @@ from typing import Iterator
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
-from .. import clients
-from .azurite import AzuriteInstance, connection_string
+from shared_code.storage import clients
+from shared_code.local.azurite import AzuriteInstance, connection_string
 
 READ_SIZE = 64 * 1024
 HEAD_LIMIT = 64 * 1024  # request and response heads are far smaller; a larger one is a protocol error
@@ -445,7 +445,7 @@ _ATTEMPT_KEY = "fault_proxy_attempt"
 class RetryCounter(SansIOHTTPPolicy):
     """Counts HTTP attempts and, among them, retries made by the storage SDK's retry policy.
 
-    Installed through `clients.EXTRA_POLICIES`, it sits after the retry policy,
+    Installed through `clients.observing`, it sits after the retry policy,
     so it sees every attempt; attempts of one operation share the pipeline
     context, which is where the attempt number is kept.
     """
@@ -465,18 +465,8 @@ class RetryCounter(SansIOHTTPPolicy):
 
 @contextlib.contextmanager
 def counting_retries() -> Iterator[RetryCounter]:
-    """Every storage client built by `shared_code.clients` inside the block counts into one RetryCounter."""
+    """Every storage client built by `shared_code.storage.clients` inside the block counts into one RetryCounter."""
     counter = RetryCounter()
-    clients.EXTRA_POLICIES.append(counter)
-    _clear_client_caches()
-    try:
+    with clients.observing(counter):
         yield counter
-    finally:
-        clients.EXTRA_POLICIES.remove(counter)
-        _clear_client_caches()
-
-
-def _clear_client_caches() -> None:
-    clients.blob_service.cache_clear()
-    clients.queue_client.cache_clear()
 

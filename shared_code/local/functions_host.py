@@ -23,7 +23,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable
@@ -34,7 +33,8 @@ from azure.functions.queue import QueueMessage
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, QueueMessage as StorageQueueMessage
 
-from ..counters import LockedCounters
+from shared_code.core.counters import LockedCounters
+from shared_code.core.settings import timespan_seconds
 
 log = logging.getLogger("shared_code.host")
 
@@ -85,11 +85,13 @@ def discover_functions(root: Path = APP_ROOT, env: Any = None) -> list[FunctionS
 
 
 def _timespan(value: str | None, default: float) -> float:
-    """host.json timespans are `hh:mm:ss`."""
+    """host.json timespans (`[d.]hh:mm:ss[.fffffff]`), read as the real host reads them."""
     if not value:
         return default
-    hours, minutes, seconds = (float(part) for part in value.split(":"))
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds).total_seconds()
+    seconds = timespan_seconds(value)
+    if seconds is None:
+        raise ValueError(f"host.json timespan {value!r} is not [d.]hh:mm:ss[.fffffff]")
+    return seconds
 
 
 @dataclass(frozen=True)

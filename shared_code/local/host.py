@@ -11,7 +11,13 @@ from typing import Any
 
 import azure.functions as func
 
-from .functions_host import FunctionSpec, QueueOptions, QueueStats, QueueTriggerRunner, raw_queue_client
+from shared_code.local.functions_host import (
+    FunctionSpec,
+    QueueOptions,
+    QueueStats,
+    QueueTriggerRunner,
+    raw_queue_client,
+)
 
 PRODUCER = "HttpSnapshotIncBackupContainerProducer"
 RECONCILIATION = "HttpSnapshotIncBackupStorageReconciliation"

@@ -26,14 +26,12 @@ from urllib.parse import urlsplit
 
 from azure.storage.blob import BlobServiceClient
 
-from ..cli import load_local_settings
-from ..clients import blob_service
-from ..naming import backup_blob_name
-from ..settings import load_settings
-from ..status import format_status, lake_status
-from ..storage_io import same_content
-from .azurite import AzuriteInstance, AzuriteUnavailable, start_azurite
-from .functions_host import APP_ROOT, LocalFunctionsHost
+from shared_code.storage.clients import blob_service
+from shared_code.core.settings import connection_string_parts, load_local_settings, load_settings
+from shared_code.admin.status import format_status, lake_status
+from shared_code.admin.verify import format_report, verify_lake
+from shared_code.local.azurite import AzuriteInstance, AzuriteUnavailable, start_azurite
+from shared_code.local.functions_host import APP_ROOT, LocalFunctionsHost
 
 log = logging.getLogger("shared_code.run")
 
@@ -47,10 +45,6 @@ BIG_BLOB = ("archive", "exports/full dump.tar.gz", 3 * 1024 * 1024)
 DRAIN_TIMEOUT_SECONDS = 300
 
 
-def _parse(connection_string: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
-
-
 def _answers(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.3)
@@ -62,7 +56,7 @@ def ensure_azurite(data_dir: Path) -> AzuriteInstance | None:
     accounts: dict[str, str] = {}
     ports: set[tuple[int, int]] = set()
     for name in ("SOURCE_STORAGE_CONNECTION_STRING", "BACKUP_STORAGE_CONNECTION_STRING", "AzureWebJobsStorage"):
-        parts = _parse(os.environ.get(name, ""))
+        parts = connection_string_parts(os.environ.get(name, ""))
         if "AccountName" in parts and "BlobEndpoint" in parts and "QueueEndpoint" in parts:
             accounts[parts["AccountName"]] = parts["AccountKey"]
             ports.add((urlsplit(parts["BlobEndpoint"]).port or 10000, urlsplit(parts["QueueEndpoint"]).port or 10001))
@@ -105,20 +99,6 @@ def wait_for_queue(host: LocalFunctionsHost, timeout: float) -> None:
     raise TimeoutError(f"the queue was not drained within {timeout:.0f} s")
 
 
-def byte_identical_backups() -> list[str]:
-    """Every blob whose current version lacks a byte-identical backup (Content-MD5 or streamed hashes)."""
-    settings = load_settings(os.environ)
-    source, backup = blob_service(settings.source), blob_service(settings.backup)
-    missing = []
-    for container in (c.name for c in source.list_containers()):
-        for item in source.get_container_client(container).list_blobs():
-            target = backup.get_blob_client(container + settings.backup_container_suffix,
-                                            backup_blob_name(item.name, item.last_modified, item.etag))
-            if not target.exists() or not same_content(target, source.get_blob_client(container, item.name)):
-                missing.append(f"{container}/{item.name}")
-    return missing
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true", help="seed, back up, check, print the summary and exit")
@@ -153,10 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         status = lake_status(settings)
         print(format_status(status))
         if args.once:
-            missing = byte_identical_backups()
-            for name in missing[:20]:
-                print(f"not backed up byte-identically: {name}")
-            ok = status.fully_protected and not missing and status.poison_length == 0
+            report = verify_lake(settings)  # the invariant every fault test ends with: snapshot + identical backup
+            if not report.clean:
+                print(format_report(report))
+            ok = status.fully_protected and report.clean and status.poison_length == 0
             print("OK: every blob has a current snapshot and a byte-identical backup" if ok else "FAILED")
             return 0 if ok else 1
         print(f"\nTry next (Ctrl-C to stop):\n"

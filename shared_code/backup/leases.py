@@ -24,8 +24,8 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, BlobLeaseClient
 
-from .clock import Deadline
-from .errors import SourceLeased, SourceSuperseded
+from shared_code.core.clock import Deadline
+from shared_code.core.errors import SourceLeased, SourceSuperseded
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidMessage
-from .naming import blob_name_problem, container_name_problem, normalize_etag
+from shared_code.core.errors import InvalidMessage
+from shared_code.core.naming import blob_name_problem, container_name_problem, normalize_etag
 
 _SNAPSHOT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$")
 MAX_MESSAGE_BYTES = 48 * 1024  # below the queue's 64 KiB limit once base64-encoded

@@ -18,12 +18,12 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.datafactory import DataFactoryManagementClient
 from azure.storage.blob import BlobClient, BlobServiceClient
 
-from . import clients
-from .clock import Deadline
-from .errors import CopyFailed, SourceSuperseded
-from .naming import normalize_etag
-from .sas import signed_source_url
-from .settings import AdfSettings
+from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS
+from shared_code.core.clock import Deadline
+from shared_code.core.errors import CopyFailed, SourceSuperseded
+from shared_code.core.naming import normalize_etag
+from shared_code.backup.sas import signed_source_url
+from shared_code.core.settings import AdfSettings
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class BlobCopier:
             if job.size <= SYNC_COPY_MAX_BYTES:
                 # The service answers a synchronous copy only when it is done: wait up to the copy's deadline.
                 job.backup.start_copy_from_url(url, metadata=job.metadata, requires_sync=True,
-                                               read_timeout=max(clients.READ_TIMEOUT_SECONDS, deadline.remaining()),
+                                               read_timeout=max(DEFAULT_READ_TIMEOUT_SECONDS, deadline.remaining()),
                                                **conditions)
                 return
             job.backup.start_copy_from_url(url, metadata=job.metadata, **conditions)

@@ -18,8 +18,8 @@ import hmac
 import json
 from dataclasses import dataclass
 
-from .errors import InvalidInput
-from .listing import Position
+from shared_code.core.errors import InvalidInput
+from shared_code.storage.cursor import Position
 
 TOKEN_VERSION = 1
 MAX_TOKEN_CHARS = 8192

@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Mapping
 
-from .errors import SettingsError
+from shared_code.core.errors import SettingsError
 
 DEFAULT_QUEUE_NAME = "queuesnapshotmetadata"
 DEFAULT_BACKUP_SUFFIX = "bak"
@@ -23,12 +24,20 @@ DEFAULT_MAX_COPY_MINUTES = 10.0
 DEFAULT_WRITE_CONCURRENCY = 16
 DEFAULT_ADF_ENDPOINT = "https://management.azure.com"
 DEFAULT_TIME_BUDGET_SECONDS = 200.0
+# How long one storage request attempt may wait for an answer once sent. Listing pages, snapshots,
+# queue sends and property reads answer in well under a second on Azure; storage that accepts a
+# request and then stalls must not hold an HTTP trigger past Azure's 230 s: 4 attempts of 20 s plus
+# the back-off waits stay under ~100 s. The one long operation, the synchronous server-side copy,
+# waits up to its own deadline instead (see copiers.BlobCopier).
+DEFAULT_READ_TIMEOUT_SECONDS = 20.0
+MAX_READ_TIMEOUT_SECONDS = 300.0  # the benchmark's stalled-Azurite tolerance; keep HTTP deployments at the default
 HTTP_HARD_LIMIT_SECONDS = 230.0  # Azure's load balancer ends any HTTP call after this
 ADF_SETTINGS = ("par_subscription_id", "par_resource_group_name", "par_adfv2_name", "par_adfv2_pipeline_name")
 
-HOST_JSON = Path(__file__).resolve().parents[1] / "host.json"
+HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
+LOCAL_SETTINGS = "local.settings.json"
 COPY_TIMEOUT_MARGIN_SECONDS = 120  # lookups, lease release and metadata after the copy wait
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})$")
+_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?$")
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 _QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9](?!.*--)[a-z0-9-]*[a-z0-9]$")
 _SUFFIX = re.compile(r"^[a-z0-9-]{0,20}$")
@@ -50,6 +59,7 @@ class StorageTarget:
     connection_string: str | None = field(default=None, repr=False)
     account_name: str | None = None
     account_key: str | None = field(default=None, repr=False)
+    read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS
 
     def account_url(self, service: Literal["blob", "queue"]) -> str:
         return f"https://{self.account_name}.{service}.core.windows.net"
@@ -203,6 +213,19 @@ def _copy_engine(env: Mapping[str, str], adf: AdfSettings | None) -> CopyEngine:
     return engine  # type: ignore[return-value]
 
 
+def timespan_seconds(text: str) -> float | None:
+    """A .NET TimeSpan as host.json writes it (`[d.]hh:mm:ss[.fffffff]`) in seconds; None if it is not one.
+
+    The day part matters: `1.00:00:00` is a day, not an hour.
+    """
+    match = _TIMESPAN.match(text.strip())
+    if not match:
+        return None
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups()[:4])
+    fraction = float(f"0.{match.group(5)}") if match.group(5) else 0.0
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds) + fraction
+
+
 @functools.lru_cache(maxsize=4)
 def function_timeout_seconds(host_json: Path) -> float | None:
     """`functionTimeout` from host.json in seconds; None when absent or unlimited ("-1")."""
@@ -210,11 +233,7 @@ def function_timeout_seconds(host_json: Path) -> float | None:
         raw = json.loads(host_json.read_text(encoding="utf-8")).get("functionTimeout")
     except (OSError, ValueError):
         return None
-    match = _TIMESPAN.match(str(raw or ""))
-    if not match:
-        return None
-    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+    return timespan_seconds(str(raw or ""))
 
 
 def _check_copy_time_fits(max_copy_minutes: float, host_json: Path | None) -> None:
@@ -227,10 +246,15 @@ def _check_copy_time_fits(max_copy_minutes: float, host_json: Path | None) -> No
         )
 
 
+def connection_string_parts(connection_string: str) -> dict[str, str]:
+    """`Key=Value;...` of a storage connection string (values may contain `=`, e.g. base64 keys)."""
+    return dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+
+
 def _connection_account(connection_string: str | None) -> str | None:
     if not connection_string:
         return None
-    parts = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+    parts = connection_string_parts(connection_string)
     if parts.get("UseDevelopmentStorage", "").lower() == "true":
         return "devstoreaccount1"
     return parts.get("AccountName")
@@ -269,10 +293,15 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         raise SettingsError(
             f"BACKUP_CONTAINER_SUFFIX must be at most 20 lowercase letters, digits or single hyphens, got {shown(suffix)}"
         )
-    source = _account(env, "SOURCE_STORAGE_CONNECTION_STRING", "par_storage_account_name_source")
-    backup = _account(env, "BACKUP_STORAGE_CONNECTION_STRING", "par_storage_account_name_backup")
+    read_timeout = _positive_number(env, "STORAGE_READ_TIMEOUT_SECONDS", DEFAULT_READ_TIMEOUT_SECONDS)
+    if read_timeout > MAX_READ_TIMEOUT_SECONDS:
+        raise SettingsError(f"STORAGE_READ_TIMEOUT_SECONDS must be at most {MAX_READ_TIMEOUT_SECONDS:g}, got {read_timeout:g}")
+    source, backup, queue = (
+        replace(target, read_timeout_seconds=read_timeout) for target in (
+            _account(env, "SOURCE_STORAGE_CONNECTION_STRING", "par_storage_account_name_source"),
+            _account(env, "BACKUP_STORAGE_CONNECTION_STRING", "par_storage_account_name_backup"),
+            _queue_account(env)))
     adf = _adf(env)
-    queue = _queue_account(env)
     _check_queue_is_the_triggers(env, queue)
     max_copy_minutes = _positive_number(env, "MAX_LEASE_COPY_TIME_MINUTES", DEFAULT_MAX_COPY_MINUTES)
     _check_copy_time_fits(max_copy_minutes, host_json)
@@ -294,3 +323,20 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         time_budget_seconds=budget,
         continuation_key=_continuation_key(env, source),
     )
+
+
+def load_local_settings(path: Path) -> int:
+    """Put `Values` of local.settings.json into the environment (set variables win); returns how many.
+
+    What `func start` does: the CLI and `make run` read the same file, so
+    local settings are defined once.
+    """
+    if not path.exists():
+        return 0
+    values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    loaded = 0
+    for name, value in values.items():
+        if name not in os.environ and isinstance(value, str):
+            os.environ[name] = value
+            loaded += 1
+    return loaded

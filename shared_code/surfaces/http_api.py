@@ -13,12 +13,13 @@ import time
 from typing import Callable, Mapping
 
 import azure.functions as func
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.exceptions import AzureError
 
-from .continuation import MAX_TOKEN_CHARS
-from .errors import BackupError, ContainerNotFound, InvalidInput, SettingsError, StorageUnavailable
-from .scan import ScanReport, produce, reconcile
-from .settings import Settings, load_settings
+from shared_code.scan.continuation import MAX_TOKEN_CHARS
+from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, SettingsError, StorageUnavailable
+from shared_code.scan.scanner import ScanReport, produce, reconcile
+from shared_code.core.settings import Settings, load_settings
+from shared_code.storage.failures import describe_storage_failure
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +85,9 @@ def run_scan(
         status = _error_status(exc)
         log.log(logging.WARNING if status < 500 else logging.ERROR, "%s refused (%s): %s", operation, status, exc)
         return json_response(status, {"status": "error", "operation": operation, "error": str(exc)})
-    except ClientAuthenticationError as exc:
-        log.error("%s: authentication failed: %s", operation, getattr(exc, "error_code", None) or type(exc).__name__)
-        return json_response(500, {"status": "error", "operation": operation,
-                                   "error": "authentication to storage failed; check the app's managed identity, role assignments or keys"})
-    except HttpResponseError as exc:
-        code = getattr(exc, "error_code", None) or ""
-        log.error("%s failed: HTTP %s %s", operation, exc.status_code, code)
-        return json_response(500, {"status": "error", "operation": operation,
-                                   "error": f"storage answered HTTP {exc.status_code} {code}".strip()})
+    except AzureError as exc:  # authentication, or an answer the code did not expect
+        log.error("%s failed: %s", operation, describe_storage_failure(exc))
+        return json_response(500, {"status": "error", "operation": operation, "error": describe_storage_failure(exc)})
     except Exception:  # the last line of defence: an answer without a stack trace, the trace in the log
         log.exception("%s failed unexpectedly", operation)
         return json_response(500, {"status": "error", "operation": operation,

@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass
 
 from azure.core.exceptions import DecodeError, ResourceNotFoundError
 
-from .clients import queue_client
-from .settings import Settings
-from .storage_io import send_creating_queue, storage_errors
+from shared_code.storage.clients import queue_client
+from shared_code.core.settings import Settings
+from shared_code.storage.queue import send_creating_queue
+from shared_code.storage.failures import storage_errors
 
 log = logging.getLogger(__name__)
 

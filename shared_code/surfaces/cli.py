@@ -17,23 +17,12 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
-from .errors import BackupError, InvalidInput
-from .settings import Settings, load_settings
+from azure.core.exceptions import AzureError
 
-LOCAL_SETTINGS = "local.settings.json"
+from shared_code.core.errors import BackupError, InvalidInput
+from shared_code.storage.failures import describe_storage_failure
+from shared_code.core.settings import LOCAL_SETTINGS, Settings, load_local_settings, load_settings
 
-
-def load_local_settings(path: Path) -> int:
-    """Put `Values` of local.settings.json into the environment (set variables win); returns how many."""
-    if not path.exists():
-        return 0
-    values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
-    loaded = 0
-    for name, value in values.items():
-        if name not in os.environ and isinstance(value, str):
-            os.environ[name] = value
-            loaded += 1
-    return loaded
 
 
 def _print(args: argparse.Namespace, data: dict[str, Any], table: str) -> None:
@@ -88,28 +77,28 @@ def follow_continuations(scan: Callable[..., Any], settings: Settings, *args: An
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    from .scan import produce
+    from shared_code.scan.scanner import produce
     report = follow_continuations(produce, settings, args.container, args.prefix)
     _print(args, report, _report_table(report))
     return 1 if report["errors"] else 0
 
 
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
-    from .scan import reconcile
+    from shared_code.scan.scanner import reconcile
     report = follow_continuations(reconcile, settings, args.container, args.prefix)
     _print(args, report, _report_table(report))
     return 1 if report["errors"] else 0
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from .status import format_status, lake_status
+    from shared_code.admin.status import format_status, lake_status
     status = lake_status(settings, args.container)
     _print(args, status.as_dict(), format_status(status))
     return 0
 
 
 def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
-    from .local.functions_host import APP_ROOT, QueueOptions, build_queue_runners, discover_functions
+    from shared_code.local.functions_host import APP_ROOT, QueueOptions, build_queue_runners, discover_functions
     [runner] = build_queue_runners(discover_functions(), QueueOptions.from_host_json(APP_ROOT / "host.json"))
     try:
         stats = runner.drain(timeout=args.timeout)
@@ -121,14 +110,14 @@ def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from .verify import format_report, verify_lake
+    from shared_code.admin.verify import format_report, verify_lake
     report = verify_lake(settings, args.container, deep=args.deep)
     _print(args, report.as_dict(), format_report(report))
     return 0 if report.clean else 1
 
 
 def cmd_requeue_poison(args: argparse.Namespace, settings: Settings) -> int:
-    from .requeue import requeue_poison
+    from shared_code.admin.requeue import requeue_poison
     report = requeue_poison(settings, args.max)
     table = f"moved {report.moved} messages from {settings.poison_queue_name} to {settings.queue_name}; {report.left} left"
     if report.undecodable:
@@ -149,7 +138,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from .local.functions_host import LocalFunctionsHost
+    from shared_code.local.functions_host import LocalFunctionsHost
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalFunctionsHost(port=args.port, host=args.host) as host:
@@ -224,4 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except AzureError as exc:  # authentication, a 4xx the code did not expect: one line, not a traceback
+        if args.debug:
+            raise
+        print(f"error: {describe_storage_failure(exc)}", file=sys.stderr)
         return 1

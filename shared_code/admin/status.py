@@ -6,12 +6,14 @@ from dataclasses import asdict, dataclass
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
-from .clients import backup_container_client, blob_service, queue_client
-from .detect import backup_key, judge
-from .listing import iterate_groups
-from .naming import backup_blob_name
-from .settings import Settings
-from .storage_io import present_backup_keys, storage_errors
+from shared_code.storage.clients import backup_container_client, blob_service, queue_client
+from shared_code.core.detect import backup_key, judge
+from shared_code.storage.cursor import iterate_groups
+from shared_code.core.naming import backup_blob_name
+from shared_code.core.settings import Settings
+from shared_code.storage.containers import lake_container_names
+from shared_code.storage.backup_keys import present_backup_keys
+from shared_code.storage.failures import storage_errors
 
 
 @dataclass
@@ -59,8 +61,7 @@ def container_status(settings: Settings, container: str) -> ContainerStatus:
 
 def lake_status(settings: Settings, container: str | None = None) -> LakeStatus:
     with storage_errors("reading the lake's status"):
-        names = [container] if container else [
-            c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
+        names = [container] if container else lake_container_names(blob_service(settings.source))
         return LakeStatus(
             containers=[container_status(settings, name) for name in names],
             queue_length=_length(queue_client(settings.queue, settings.queue_name)),

@@ -9,9 +9,11 @@ storage is down, instead of answering 503.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import random
-from typing import Any
+import threading
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import requests
@@ -30,8 +32,8 @@ from azure.storage.queue import (
 )
 from requests.adapters import HTTPAdapter
 
-from .naming import backup_container_name
-from .settings import Settings, StorageTarget
+from shared_code.core.naming import backup_container_name
+from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS, Settings, StorageTarget
 
 # Retries per request (the storage SDK's counters; each limits its own kind, RETRY_TOTAL all kinds together).
 RETRY_TOTAL = 4
@@ -40,21 +42,13 @@ RETRY_READ = 3     # connection reset or timed out after the request was sent
 RETRY_CONNECT = 2  # connection refused or not established
 FIRST_RETRY_SECONDS = 1.0
 RETRY_JITTER = 0.5  # each wait is drawn from [1 - j, 1 + j] times its nominal value
-# Extra azure-core policies for every storage client built after they are added (the benchmark and
-# tests count requests with one). The storage SDK ignores `per_call_policies`; its hook for extra
-# policies is `_additional_pipeline_policies`, placed after the retry policy, so every HTTP attempt
-# passes through them. Clients are cached: clear the caches after changing this list.
-EXTRA_POLICIES: list[Any] = []
+# Observers installed by `observing` (request counters of the benchmark, tests and the fault proxy).
+_observers: tuple[Any, ...] = ()
+_observers_lock = threading.Lock()
 
 
 CONNECTION_POOL_SIZE = 64  # above SCAN_WRITE_CONCURRENCY's useful range, so no connection is thrown away
 CONNECT_TIMEOUT_SECONDS = 10
-# How long one attempt may wait for an answer once sent. Listing pages, snapshots, queue sends and
-# property reads answer in well under a second on Azure; storage that accepts a request and then
-# stalls must not hold an HTTP trigger past Azure's 230 s: (RETRY_READ + 1) attempts of 20 s plus
-# the back-off waits stay under ~100 s. The one long operation, the synchronous server-side copy,
-# passes its own `read_timeout` (see copiers.BlobCopier). Read when a client is built.
-READ_TIMEOUT_SECONDS = 20.0
 
 
 class _EnvironmentOnceSession(requests.Session):
@@ -86,7 +80,7 @@ class _EnvironmentOnceSession(requests.Session):
         return {**cached, "proxies": dict(cached["proxies"])}
 
 
-def _transport() -> RequestsTransport:
+def _transport(read_timeout_seconds: float) -> RequestsTransport:
     """A transport whose connection pool fits the scan's parallel writes.
 
     requests keeps 10 connections per host by default; with 16 writers the
@@ -97,7 +91,7 @@ def _transport() -> RequestsTransport:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return RequestsTransport(session=session, session_owner=True, connection_timeout=CONNECT_TIMEOUT_SECONDS,
-                             read_timeout=READ_TIMEOUT_SECONDS)
+                             read_timeout=read_timeout_seconds)
 
 
 class _DoublingBackoff:
@@ -134,7 +128,8 @@ class QueueRetry(_DoublingBackoff, QueueExponentialRetry):
     """The queue clients' retry policy (see `_DoublingBackoff`)."""
 
 
-def client_options(retry_class: type = BlobRetry) -> dict[str, Any]:
+def client_options(retry_class: type = BlobRetry,
+                   read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS) -> dict[str, Any]:
     """Timeouts and retries for every storage client (public so that test clients can match the app's).
 
     Status errors (500/503), resets and timeouts are retried 3 times, 4 at most
@@ -146,11 +141,39 @@ def client_options(retry_class: type = BlobRetry) -> dict[str, Any]:
     (idempotent worker, duplicate snapshots and requests are harmless).
     """
     return {
-        "_additional_pipeline_policies": list(EXTRA_POLICIES),
-        "transport": _transport(),
+        "_additional_pipeline_policies": list(_observers),
+        "transport": _transport(read_timeout_seconds),
         "retry_policy": retry_class(retry_total=RETRY_TOTAL, retry_status=RETRY_STATUS, retry_read=RETRY_READ,
                                     retry_connect=RETRY_CONNECT),
     }
+
+
+@contextlib.contextmanager
+def observing(*policies: Any) -> Iterator[None]:
+    """Every storage client built inside the block also runs `policies` (azure-core policies).
+
+    For request counters (the benchmark, tests, the fault proxy's retry
+    counter), not for behaviour. The storage SDK ignores `per_call_policies`;
+    its hook for extra policies is `_additional_pipeline_policies`, placed
+    after the retry policy, so every HTTP attempt passes through them. The
+    client caches are cleared on the way in and out, so no client outlives
+    the block with the observers in it.
+    """
+    global _observers
+    with _observers_lock:
+        _observers = _observers + policies
+    _clear_client_caches()
+    try:
+        yield
+    finally:
+        with _observers_lock:
+            _observers = tuple(p for p in _observers if all(p is not q for q in policies))
+        _clear_client_caches()
+
+
+def _clear_client_caches() -> None:
+    blob_service.cache_clear()
+    queue_client.cache_clear()
 
 
 @functools.lru_cache(maxsize=1)
@@ -162,8 +185,10 @@ def default_credential() -> DefaultAzureCredential:
 @functools.lru_cache(maxsize=16)
 def blob_service(target: StorageTarget) -> BlobServiceClient:
     if target.connection_string:
-        return BlobServiceClient.from_connection_string(target.connection_string, **client_options())
-    return BlobServiceClient(target.account_url("blob"), credential=default_credential(), **client_options())
+        return BlobServiceClient.from_connection_string(
+            target.connection_string, **client_options(read_timeout_seconds=target.read_timeout_seconds))
+    return BlobServiceClient(target.account_url("blob"), credential=default_credential(),
+                             **client_options(read_timeout_seconds=target.read_timeout_seconds))
 
 
 def backup_container_client(settings: Settings, source_container: str) -> ContainerClient:
@@ -186,7 +211,7 @@ def queue_client(target: StorageTarget, queue_name: str, binary: bool = False) -
         codecs = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
     if target.connection_string:
         return QueueClient.from_connection_string(
-            target.connection_string, queue_name, **codecs, **client_options(QueueRetry)
+            target.connection_string, queue_name, **codecs, **client_options(QueueRetry, target.read_timeout_seconds)
         )
     credential: Any
     if target.account_key:
@@ -194,5 +219,6 @@ def queue_client(target: StorageTarget, queue_name: str, binary: bool = False) -
     else:
         credential = default_credential()
     return QueueClient(
-        target.account_url("queue"), queue_name, credential=credential, **codecs, **client_options(QueueRetry)
+        target.account_url("queue"), queue_name, credential=credential, **codecs,
+        **client_options(QueueRetry, target.read_timeout_seconds)
     )

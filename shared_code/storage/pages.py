@@ -30,8 +30,8 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import HttpRequest
 from azure.storage.blob import ContainerClient
 
-from .detect import ListedBlob, is_directory_marker
-from .naming import normalize_etag
+from shared_code.core.detect import ListedBlob, is_directory_marker
+from shared_code.core.naming import normalize_etag
 
 FAILED_COPY_STATES = frozenset({"failed", "aborted"})
 

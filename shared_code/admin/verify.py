@@ -22,7 +22,6 @@ pure functions over listing data; `verify_lake` does the I/O around them.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -30,18 +29,19 @@ from enum import Enum
 from typing import Any, Mapping
 from urllib.parse import unquote
 
-from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties, ContainerClient
 
-from .clients import backup_container_client, blob_service
-from .detect import ListedBlob, backup_key, judge
-from .errors import ContainerNotFound, InvalidInput
-from .list_pages import FAILED_COPY_STATES
-from .listing import iterate_groups
-from .naming import MAX_BLOB_NAME, backup_blob_name, normalize_etag, validate_container_name
-from .settings import Settings
-from .storage_io import quoted, storage_errors
+from shared_code.storage.clients import backup_container_client, blob_service
+from shared_code.core.detect import ListedBlob, backup_key, judge
+from shared_code.core.errors import ContainerNotFound, InvalidInput
+from shared_code.storage.pages import FAILED_COPY_STATES
+from shared_code.storage.cursor import iterate_groups
+from shared_code.core.naming import MAX_BLOB_NAME, backup_blob_name, normalize_etag, validate_container_name
+from shared_code.core.settings import Settings
+from shared_code.storage.containers import lake_container_names
+from shared_code.storage.content import streamed_sha256
+from shared_code.storage.failures import storage_errors
 
 MISSING_SNAPSHOT = "missing snapshot"
 MISSING_BACKUP = "missing backup"
@@ -207,20 +207,6 @@ def _backups(container: str, client: ContainerClient, report: VerifyReport) -> d
     return contents
 
 
-def streamed_sha256(blob: BlobClient, etag: str | None = None) -> tuple[bytes, int]:
-    """SHA-256 and size of a blob, read chunk by chunk (memory bounded by the SDK's chunk size).
-
-    With `etag`, the read is conditional, so a version rewritten mid-read raises
-    ResourceModifiedError instead of hashing a mix.
-    """
-    conditions: dict[str, Any] = {"etag": quoted(etag), "match_condition": MatchConditions.IfNotModified} if etag else {}
-    digest, size = hashlib.sha256(), 0
-    for chunk in blob.download_blob(**conditions).chunks():
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.digest(), size
-
-
 def _hash_compare(source: BlobClient, etag: str | None, backup: BlobClient, report: VerifyReport) -> bool | None:
     """Whether both blobs hold the same bytes; None if either changed or vanished while read."""
     try:
@@ -275,8 +261,7 @@ def verify_lake(settings: Settings, container: str | None = None, deep: bool = F
     if container is not None:
         validate_container_name(container)
     with storage_errors("verifying the lake"):
-        names = [container] if container else [
-            c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
+        names = [container] if container else lake_container_names(blob_service(settings.source))
         for name in names:
             verify_container(settings, name, deep, report)
     return report

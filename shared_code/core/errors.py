@@ -43,3 +43,7 @@ class SourceLeased(BackupError):
 class SourceSuperseded(BackupError):
     """The requested version is no longer current (rewritten or deleted): a newer
     request covers it, so the message is done, not failed."""
+
+
+class BlobKeepsChanging(BackupError):
+    """A blob was rewritten between every attempt to snapshot it (reported per blob; the next scan retries)."""

@@ -36,8 +36,8 @@ from typing import Callable, Iterator, List, Optional, Tuple
 
 from azure.storage.blob import ContainerClient
 
-from .detect import ListedBlob, group_by_name, is_settled
-from .list_pages import PageReader, listed_blob
+from shared_code.core.detect import ListedBlob, group_by_name, is_settled
+from shared_code.storage.pages import PageReader, listed_blob
 
 LIST_PAGE_SIZE = 5000  # the service maximum: fewest requests per entry
 SOURCE_INCLUDE = "snapshots,metadata"

@@ -19,26 +19,22 @@ from enum import Enum
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
-from .clients import blob_service, default_credential, queue_client
-from .clock import SYSTEM_CLOCK, Clock, Deadline
-from .copiers import AdfCopier, BlobCopier, Copier, CopyJob, wait_for_server_copy
-from .errors import (
-    CopyFailed,
-    InvalidInput,
-    InvalidMessage,
-    SourceLeased,
-    SourceSuperseded,
-)
-from .leases import held_lease, wait_for_lease_end
-from .messages import BackupRequest, parse_request
-from .naming import (
+from shared_code.storage.clients import blob_service, default_credential, queue_client
+from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline
+from shared_code.backup.copiers import AdfCopier, BlobCopier, Copier, CopyJob, wait_for_server_copy
+from shared_code.core.errors import CopyFailed, InvalidInput, InvalidMessage, SourceLeased, SourceSuperseded
+from shared_code.backup.leases import held_lease, wait_for_lease_end
+from shared_code.core.messages import BackupRequest, parse_request
+from shared_code.core.naming import (
     backup_container_name,
     checked_backup_blob_name,
     encode_metadata_value,
     normalize_etag,
 )
-from .settings import Settings, load_settings
-from .storage_io import same_content, send_creating_queue, storage_errors
+from shared_code.core.settings import Settings, load_settings
+from shared_code.storage.content import same_content
+from shared_code.storage.queue import send_creating_queue
+from shared_code.storage.failures import storage_errors
 
 log = logging.getLogger(__name__)
 

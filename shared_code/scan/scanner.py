@@ -16,26 +16,23 @@ from typing import Callable, Iterator, Literal
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
 
-from .clients import backup_container_client, blob_service, queue_client
-from .counters import LockedCounters
-from .clock import SYSTEM_CLOCK, Clock, Deadline
-from .continuation import ScanToken, decode_token, encode_token
-from .detect import Verdict, backup_key, judge
-from .errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
-from .list_pages import PageReader
-from .listing import Position, iterate_groups, start_reading
-from .messages import BackupRequest
-from .naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
-from .pool import BoundedPool
-from .settings import Settings
-from .storage_io import (
-    BackupKeysAhead,
-    RequestSender,
-    SnapshotTaken,
-    present_backup_keys,
-    storage_errors,
-    take_snapshot,
-)
+from shared_code.storage.clients import backup_container_client, blob_service, queue_client
+from shared_code.core.counters import LockedCounters
+from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline
+from shared_code.scan.continuation import ScanToken, decode_token, encode_token
+from shared_code.core.detect import Verdict, backup_key, judge
+from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
+from shared_code.storage.pages import PageReader
+from shared_code.storage.cursor import Position, iterate_groups, start_reading
+from shared_code.core.messages import BackupRequest
+from shared_code.core.naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
+from shared_code.scan.pool import BoundedPool
+from shared_code.core.settings import Settings
+from shared_code.storage.containers import lake_container_names
+from shared_code.storage.backup_keys import BackupKeysAhead, present_backup_keys
+from shared_code.storage.queue import RequestSender
+from shared_code.storage.snapshots import SnapshotTaken, take_snapshot
+from shared_code.storage.failures import storage_errors
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +249,7 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
                                         settings.continuation_key))
         return report
     with storage_errors("listing the source account's containers"):
-        names = [c.name for c in blob_service(settings.source).list_containers() if not c.name.startswith("$")]
+        names = lake_container_names(blob_service(settings.source))
     if token is not None:
         names = [name for name in names if name >= token.container]
     ahead = _NextContainerAhead(settings)

@@ -10,10 +10,10 @@ import functools
 import posixpath
 import re
 import string
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
-from .errors import InvalidInput, InvalidMessage
+from shared_code.core.errors import InvalidInput, InvalidMessage
 
 MAX_CONTAINER_NAME = 63
 MAX_BLOB_NAME = 1024
@@ -93,9 +93,23 @@ def normalize_etag(etag: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _timestamp_text(last_modified: datetime) -> str:
-    """`str()` of a Last-Modified time; blobs of one ingestion share seconds, so cache it."""
+def _cached_timestamp_text(last_modified: datetime, offset: timedelta | None) -> str:
     return str(last_modified)
+
+
+def _timestamp_text(last_modified: datetime) -> str:
+    """`str()` of a Last-Modified time; blobs of one ingestion share seconds, so it is cached.
+
+    The cache key includes the UTC offset: equal instants in different zones
+    compare (and hash) equal as datetimes but print differently, and the
+    contract name is what `str()` prints.
+    """
+    return _cached_timestamp_text(last_modified, last_modified.utcoffset())
+
+
+def quoted_etag(etag: str) -> str:
+    """The form If-Match headers and ETag conditions take (`"0x..."`); the bare form is our canonical one."""
+    return f'"{etag}"'
 
 
 def backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:

@@ -1,0 +1,1 @@
+"""Admin operations over the same core: status, verify ("nothing lost"), requeue-poison."""

@@ -1,0 +1,1 @@
+"""Pure rules: settings, errors, time, names, messages and change detection (no storage calls)."""

@@ -1,0 +1,95 @@
+"""The keys of a backup container's complete backups, listed once per scan (or ahead of it).
+
+Reconciliation and `status` compare every source version with the backup
+container; one listing (names only, with copy state) is what that costs.
+"""
+from __future__ import annotations
+
+import threading
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import ContainerClient
+
+from shared_code.core.detect import backup_key
+from shared_code.storage.pages import backup_names
+
+
+def present_backup_keys(container: ContainerClient) -> set[bytes]:
+    """Keys of the complete backups in a backup container (empty if it does not exist).
+
+    A server-side copy that failed or was aborted leaves a blob under the final
+    name; it is not a backup, so it does not count.
+    """
+    try:
+        return {backup_key(name) for name in backup_names(container)}
+    except ResourceNotFoundError:
+        return set()
+
+
+AHEAD_MAX_KEYS = 1_000_000  # ~100 MB of keys held for a container whose scan has not started yet
+
+
+class BackupKeysAhead:
+    """One backup container's keys, listed on a background thread while the caller does other work.
+
+    Whole-account reconciliation lists the next container's backups while it
+    scans the current one: on Azure every listing page is a round trip, and
+    the backup listing is a chain of its own that need not wait for the
+    source listing to end. The thread pauses after `max_keys` keys, so
+    scanning one huge container while the next huge one is listed never holds
+    more than that many extra keys; `result` then lists the rest in the
+    caller's thread, from where the thread paused (nothing is listed twice).
+    Failures are raised by `result`, in the caller's thread, never dropped.
+    A listing made ahead is older when it is judged against: a backup made in
+    between reads as missing and is requested again (the worker skips it),
+    and, as with any listing, a copy still pending when listed counts as
+    present (a copy that then fails fails its request, which the queue retries).
+    """
+
+    def __init__(self, container: ContainerClient, max_keys: int | None = None, page_size: int = 5000) -> None:
+        self._names = backup_names(container, page_size)
+        self._keys: set[bytes] = set()
+        self._max_keys = AHEAD_MAX_KEYS if max_keys is None else max_keys  # read at call time
+        self._missing = False
+        self._error: BaseException | None = None
+        self._cancelled = threading.Event()
+        self._paused = threading.Event()
+        self._lock = threading.Lock()  # orders cancel() against the thread's end: one of them closes the listing
+        threading.Thread(target=self._list_ahead, name="backup-keys-ahead", daemon=True).start()
+
+    def _take(self, stop_early: bool) -> None:
+        try:
+            for name in self._names:
+                self._keys.add(backup_key(name))
+                if stop_early and (self._cancelled.is_set() or len(self._keys) >= self._max_keys):
+                    return
+        except ResourceNotFoundError:
+            self._missing = True
+        self._names.close()
+
+    def _list_ahead(self) -> None:
+        try:
+            self._take(stop_early=True)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by `result`
+            self._error = exc
+        finally:
+            with self._lock:
+                if self._cancelled.is_set():
+                    self._names.close()
+                self._paused.set()
+
+    def result(self) -> set[bytes]:
+        self._paused.wait()
+        if self._error is not None:
+            raise self._error
+        if self._cancelled.is_set():
+            raise RuntimeError("this backup listing was cancelled: it may be partial")
+        self._take(stop_early=False)  # whatever the thread left (nothing, when it finished)
+        return set() if self._missing else self._keys
+
+    def cancel(self) -> None:
+        """Nobody will read this listing any more: stop it after the current page (harmless once read)."""
+        with self._lock:
+            self._cancelled.set()
+            if self._paused.is_set():
+                self._names.close()  # the thread is done: drop the page its reader fetched ahead

@@ -1,0 +1,46 @@
+"""Snapshots of exactly the judged version (If-Match), or of the version that replaced it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobClient
+
+from shared_code.core.errors import BlobKeepsChanging
+from shared_code.core.naming import normalize_etag, quoted_etag
+
+SNAPSHOT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class SnapshotTaken:
+    """The version a snapshot captured (it may be newer than the listed one)."""
+
+    snapshot: str
+    etag: str
+    last_modified: datetime
+
+
+def take_snapshot(blob: BlobClient, etag: str, last_modified: datetime) -> SnapshotTaken | None:
+    """Snapshot exactly the version with `etag`; None if the blob was deleted meanwhile.
+
+    No metadata is passed, so the snapshot keeps the base blob's ETag (that is
+    what change detection compares). If-Match makes the snapshot the judged
+    version; a 412 means a writer got in between, so the blob is judged again
+    from fresh properties: it changed, so it needs a snapshot of its new version.
+    """
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        try:
+            result = blob.create_snapshot(etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified)
+            return SnapshotTaken(snapshot=result["snapshot"], etag=etag, last_modified=last_modified)
+        except ResourceNotFoundError:
+            return None
+        except ResourceModifiedError:
+            try:
+                props = blob.get_blob_properties()
+            except ResourceNotFoundError:
+                return None
+            etag, last_modified = normalize_etag(props.etag), props.last_modified
+    raise BlobKeepsChanging(f"blob {blob.blob_name!r} changed during each of {SNAPSHOT_ATTEMPTS} snapshot attempts")

@@ -147,3 +147,11 @@ def test_storage_read_timeout_is_a_validated_setting() -> None:
     for bad in ("0", "-1", "soon", "301"):
         with pytest.raises(SettingsError, match="STORAGE_READ_TIMEOUT_SECONDS"):
             load_settings({**BASE, "STORAGE_READ_TIMEOUT_SECONDS": bad}, host_json=None)
+
+
+def test_the_scan_state_container_cannot_be_a_backup_container() -> None:
+    assert load_settings(BASE, host_json=None).scan_state_container == "reconcile-state"
+    with pytest.raises(SettingsError, match="SCAN_STATE_CONTAINER"):
+        load_settings({**BASE, "SCAN_STATE_CONTAINER": "statebak"}, host_json=None)
+    with pytest.raises(SettingsError, match="SCAN_STATE_CONTAINER"):
+        load_settings({**BASE, "SCAN_STATE_CONTAINER": "Bad_Name"}, host_json=None)

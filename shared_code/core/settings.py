@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal, Mapping
 
 from shared_code.core.errors import SettingsError
+from shared_code.core.naming import container_name_problem
 
 DEFAULT_QUEUE_NAME = "queuesnapshotmetadata"
 DEFAULT_BACKUP_SUFFIX = "bak"
@@ -24,6 +25,7 @@ DEFAULT_MAX_COPY_MINUTES = 10.0
 DEFAULT_WRITE_CONCURRENCY = 16
 DEFAULT_ADF_ENDPOINT = "https://management.azure.com"
 DEFAULT_TIME_BUDGET_SECONDS = 200.0
+DEFAULT_SCAN_STATE_CONTAINER = "reconcile-state"
 # How long one storage request attempt may wait for an answer once sent. Listing pages, snapshots,
 # queue sends and property reads answer in well under a second on Azure; storage that accepts a
 # request and then stalls must not hold an HTTP trigger past Azure's 230 s: 4 attempts of 20 s plus
@@ -90,6 +92,7 @@ class Settings:
     write_concurrency: int = DEFAULT_WRITE_CONCURRENCY
     time_budget_seconds: float = DEFAULT_TIME_BUDGET_SECONDS
     continuation_key: bytes = field(default=b"", repr=False)
+    scan_state_container: str = DEFAULT_SCAN_STATE_CONTAINER
 
     @property
     def poison_queue_name(self) -> str:
@@ -280,6 +283,18 @@ def _continuation_key(env: Mapping[str, str], source: StorageTarget) -> bytes:
     return hashlib.sha256(b"continuation-token|" + material.encode("utf-8")).digest()
 
 
+def _scan_state_container(env: Mapping[str, str], suffix: str) -> str:
+    """The backup account's container for reconciliation state (see storage.scan_state)."""
+    name = _get(env, "SCAN_STATE_CONTAINER") or DEFAULT_SCAN_STATE_CONTAINER
+    problem = container_name_problem(name)
+    if problem:
+        raise SettingsError(f"SCAN_STATE_CONTAINER: {problem}")
+    if suffix and name.endswith(suffix):
+        raise SettingsError(f"SCAN_STATE_CONTAINER {name!r} ends with BACKUP_CONTAINER_SUFFIX {suffix!r}: "
+                            "it could be the backup container of a source container; choose another name")
+    return name
+
+
 def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) -> Settings:
     """Build and validate the settings from the app settings (environment)."""
     queue_name = _get(env, "par_queue_name") or DEFAULT_QUEUE_NAME
@@ -322,6 +337,7 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         write_concurrency=int(_positive_number(env, "SCAN_WRITE_CONCURRENCY", DEFAULT_WRITE_CONCURRENCY, integer=True)),
         time_budget_seconds=budget,
         continuation_key=_continuation_key(env, source),
+        scan_state_container=_scan_state_container(env, suffix),
     )
 
 

@@ -188,15 +188,26 @@ class PageReader:
         self.close()
 
 
-def backup_names(container: ContainerClient, page_size: int = 5000) -> Iterator[str]:
-    """Names of the complete backups in a backup container, page by page."""
+def backup_name_pages(container: ContainerClient, marker: str | None = None,
+                      page_size: int = 5000) -> Iterator[tuple[list[str], str | None]]:
+    """Names of the complete backups in a backup container, a page at a time from `marker`.
+
+    Each page comes with the marker of the next one (None after the last), so
+    a listing can stop between pages and resume later (`scan_state`).
+    """
     with PageReader(container, None, "copy") as reader:
-        marker: str | None = None
         while True:
             blobs, marker = reader.read(marker, page_size)
-            for blob in blobs:
-                name = complete_backup_name(blob)
-                if name is not None:
-                    yield name
+            yield [name for blob in blobs if (name := complete_backup_name(blob)) is not None], marker
             if not marker:
                 return
+
+
+def backup_names(container: ContainerClient, page_size: int = 5000) -> Iterator[str]:
+    """Names of the complete backups in a backup container, page by page."""
+    pages = backup_name_pages(container, None, page_size)
+    try:
+        for names, _ in pages:
+            yield from names
+    finally:
+        pages.close()  # closing this generator stops the listing (and its page fetched ahead) at once

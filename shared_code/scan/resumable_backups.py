@@ -1,0 +1,79 @@
+"""A container's backup keys for one reconciliation call, listed once per scan, not once per call.
+
+See `storage.scan_state` for why and where they are kept. This is the
+scan's side: start from the keys earlier calls saved (or from nothing),
+list further pages while the call's listing deadline allows, and at the end
+of the call either save what a next call needs (suspended) or remove the
+saved state (the container is done).
+"""
+from __future__ import annotations
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.storage.blob import ContainerClient
+
+from shared_code.core.clock import Deadline
+from shared_code.core.detect import backup_key
+from shared_code.storage.cursor import LIST_PAGE_SIZE
+from shared_code.storage.pages import backup_name_pages
+from shared_code.storage.scan_state import KeyState, ScanStateStore, new_scan_id
+
+
+class ResumableBackupKeys:
+    """The backup keys of one container across the calls of one HTTP reconciliation."""
+
+    def __init__(self, store: ScanStateStore, source_container: str, backups: ContainerClient,
+                 scan_id: str | None, page_size: int = LIST_PAGE_SIZE) -> None:
+        self._store, self._container, self._backups, self._page_size = store, source_container, backups, page_size
+        self.resumed = scan_id is not None
+        self.scan_id = scan_id or new_scan_id()
+        self._state = store.load(source_container, scan_id) if scan_id else KeyState()
+        self._unsaved: list[bytes] = []
+        self.pages_listed = 0
+
+    @classmethod
+    def from_listing(cls, store: ScanStateStore, source_container: str, backups: ContainerClient,
+                     keys: set[bytes]) -> "ResumableBackupKeys":
+        """Keys listed by someone else (the whole-account scan's listing ahead), saved only if the call suspends."""
+        made = cls(store, source_container, backups, None)
+        made._state = KeyState(keys=keys, done=True)
+        made._unsaved = list(keys)
+        return made
+
+    @property
+    def complete(self) -> bool:
+        return self._state.done
+
+    def list_until(self, deadline: Deadline | None) -> set[bytes] | None:
+        """All keys, listing the pages still missing; None if `deadline` passed before the listing ended.
+
+        At least one page is listed per call before the deadline is looked at,
+        so a call whose budget is already spent still moves the listing on.
+        """
+        state = self._state
+        if not state.done:
+            pages = backup_name_pages(self._backups, state.marker, self._page_size)
+            try:
+                for names, marker in pages:
+                    keys = [backup_key(name) for name in names]
+                    state.keys.update(keys)
+                    self._unsaved.extend(keys)
+                    state.marker, state.done = marker, marker is None
+                    self.pages_listed += 1
+                    if not state.done and deadline is not None and deadline.expired():
+                        return None
+            except ResourceNotFoundError:  # no backup container yet: nothing is backed up
+                state.marker, state.done = None, True
+            finally:
+                pages.close()
+        return state.keys
+
+    def suspend(self) -> str:
+        """The call ends before the container does: save what the next call needs; returns the scan id."""
+        self._store.save(self._container, self.scan_id, self._state, self._unsaved)
+        self._unsaved = []
+        return self.scan_id
+
+    def finish(self) -> None:
+        """The container is done: its saved state is not needed any more."""
+        if self.resumed or self._state.blocks:
+            self._store.delete(self._container, self.scan_id)

@@ -1,0 +1,168 @@
+"""What an HTTP reconciliation keeps between its calls: the backup keys it has listed so far.
+
+Why: a reconciliation compares every source version with the container's
+backups, and an HTTP call has a 200 s budget. Listing a container's backups
+again on every continuation call (what the scan used to do) costs about
+0.2-0.5 s per 5,000 backups on Azure, so past a few million backups a call
+spends its whole budget relisting and decides almost nothing. Backup names
+do not sort like source names (`a.csv` < `aB.csv`, but `aB_...` < `a_...`),
+so a name range of the source is not a name range of the backups and the
+listing cannot be cut to the call's share either.
+
+So the keys are kept: each call appends the keys it listed as blocks of one
+block blob (Put Block + Put Block List: nothing already written is sent
+again), with a small trailer block saying where the backup listing stands
+(its marker, or done). The next call reads the blob (16 bytes per backup:
+16 MB per million, one GET) instead of relisting, and continues the listing
+from the marker if it is not done. A call that cannot finish the listing
+within its budget still makes progress: it has listed pages, and says so.
+
+The state lives in the backup account, container `SCAN_STATE_CONTAINER`
+(default `reconcile-state`), blob `{source container}/{scan id}`; the token
+carries only the scan id. Keep that container out of any immutability policy
+(its blobs are rewritten and deleted); a state blob is deleted when its scan
+completes, and one left by an abandoned chain after `STALE_AFTER`.
+Keys listed in an earlier call are older when judged against: a backup
+made in between reads as missing and is requested again (the worker finds it
+and completes the request), as with any listing made ahead.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets
+import struct
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
+
+from shared_code.core.detect import BACKUP_KEY_BYTES
+from shared_code.core.errors import InvalidInput
+from shared_code.core.naming import quoted_etag
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+STALE_AFTER = timedelta(days=7)
+KEYS_PER_BLOCK = 262_144  # 4 MiB blocks: one failed upload retries 4 MiB, not the whole listing
+_TRAILER_LENGTH = struct.Struct(">I")  # the trailer's size, as the blob's last 4 bytes
+
+
+@dataclass
+class KeyState:
+    """The backup keys one scan has listed for one container, and where their listing stands."""
+
+    keys: set[bytes] = field(default_factory=set)
+    marker: str | None = None  # the backup listing's next page; None with `done` False: not started
+    done: bool = False
+    blocks: int = 0  # key blocks already committed to the state blob
+
+
+def new_scan_id() -> str:
+    """A short random id: the token carries it instead of the keys (and not a name: tokens stay small)."""
+    return secrets.token_hex(8)
+
+
+def encode_trailer(state: KeyState) -> bytes:
+    body = json.dumps({"v": STATE_FORMAT, "marker": state.marker, "done": state.done, "keys": len(state.keys),
+                       "blocks": state.blocks}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return body + _TRAILER_LENGTH.pack(len(body))
+
+
+def decode_state(data: bytes) -> KeyState:
+    """Parse a state blob: key blocks, then the trailer. Raises ValueError when it is not one of ours."""
+    if len(data) < _TRAILER_LENGTH.size:
+        raise ValueError("state blob is too short")
+    (length,) = _TRAILER_LENGTH.unpack(data[-_TRAILER_LENGTH.size:])
+    keys_end = len(data) - _TRAILER_LENGTH.size - length
+    if keys_end < 0 or keys_end % BACKUP_KEY_BYTES:
+        raise ValueError("state blob is damaged")
+    trailer = json.loads(data[keys_end:len(data) - _TRAILER_LENGTH.size])
+    if not isinstance(trailer, dict) or trailer.get("v") != STATE_FORMAT:
+        raise ValueError("state blob has an unknown format")
+    view = memoryview(data)
+    keys = {bytes(view[i:i + BACKUP_KEY_BYTES]) for i in range(0, keys_end, BACKUP_KEY_BYTES)}
+    return KeyState(keys=keys, marker=trailer.get("marker"), done=bool(trailer.get("done")),
+                    blocks=int(trailer.get("blocks", 0)))
+
+
+def _block_id(kind: str, number: int) -> str:
+    """Block ids of one blob must all have the same length: `k000042` (keys) or `t000042` (trailer)."""
+    return base64.b64encode(f"{kind}{number:06d}".encode("ascii")).decode("ascii")
+
+
+class ScanStateStore:
+    """The state blobs of one backup account: read, extend, delete."""
+
+    def __init__(self, backup_service: BlobServiceClient, container_name: str) -> None:
+        self._container: ContainerClient = backup_service.get_container_client(container_name)
+        self.container_name = container_name
+
+    def _blob(self, source_container: str, scan_id: str):  # type: ignore[no-untyped-def]
+        return self._container.get_blob_client(f"{source_container}/{scan_id}")
+
+    def load(self, source_container: str, scan_id: str) -> KeyState:
+        """The state a previous call saved; InvalidInput when it is gone (the caller starts over)."""
+        try:
+            data = self._blob(source_container, scan_id).download_blob().readall()
+        except ResourceNotFoundError:
+            raise InvalidInput("the continuation's saved backup listing is gone (expired or removed): "
+                               "start the scan again without the token") from None
+        try:
+            return decode_state(data)
+        except ValueError as exc:
+            raise InvalidInput(f"the continuation's saved backup listing cannot be read ({exc}): "
+                               "start the scan again without the token") from None
+
+    def save(self, source_container: str, scan_id: str, state: KeyState, new_keys: list[bytes]) -> None:
+        """Append `new_keys` and a new trailer; the keys already committed are not sent again."""
+        blob = self._blob(source_container, scan_id)
+        for start in range(0, len(new_keys), KEYS_PER_BLOCK):
+            self._stage(blob, _block_id("k", state.blocks), b"".join(new_keys[start:start + KEYS_PER_BLOCK]))
+            state.blocks += 1
+        ids = [BlobBlock(_block_id("k", n)) for n in range(state.blocks)]
+        trailer = _block_id("t", state.blocks)
+        self._stage(blob, trailer, encode_trailer(state))
+        blob.commit_block_list(ids + [BlobBlock(trailer)])
+
+    def _stage(self, blob, block_id: str, data: bytes) -> None:  # type: ignore[no-untyped-def]
+        try:
+            blob.stage_block(block_id, data)
+        except ResourceNotFoundError:  # the state container does not exist yet (a new deployment)
+            try:
+                self._container.create_container()
+            except ResourceExistsError:
+                pass
+            blob.stage_block(block_id, data)
+
+    def delete(self, source_container: str, scan_id: str) -> None:
+        try:
+            self._blob(source_container, scan_id).delete_blob()
+        except ResourceNotFoundError:
+            pass
+
+    def delete_stale(self, source_container: str | None = None, now: datetime | None = None) -> int:
+        """Remove state left by abandoned chains (older than STALE_AFTER), of one container or all; returns how many.
+
+        Called when a scan starts without a token: one short listing per scan, not per call.
+        """
+        now = now or datetime.now(timezone.utc)
+        removed = 0
+        try:
+            for item in self._container.list_blobs(name_starts_with=f"{source_container}/" if source_container else None):
+                if item.last_modified < now - STALE_AFTER:
+                    try:
+                        self._container.delete_blob(item.name, etag=quoted_etag(item.etag.strip('"')),
+                                                    match_condition=MatchConditions.IfNotModified)
+                        removed += 1
+                    except (ResourceNotFoundError, ResourceModifiedError):
+                        pass  # another chain touched or removed it: it is not stale
+        except ResourceNotFoundError:
+            return 0
+        if removed:
+            log.info("removed %d stale reconciliation state blob(s) of %s", removed, source_container or "the account")
+        return removed

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from shared_code.local.azurite import random_account_key
+from shared_code.storage import clients
 from shared_code.surfaces.cli import main
 from tests.conftest import Lake
+from tests.test_request_counts import RequestCounter
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +89,25 @@ def test_an_unexpected_storage_answer_is_one_line_exit_1(cli_env: Lake, capsys: 
     monkeypatch.setattr(status, "container_status", refused)
     code, out, err = run(capsys, "status")
     assert code == 1 and err.count("\n") == 1 and err.startswith("error: storage answered HTTP"), err
+
+
+def test_cli_reconcile_is_one_pass_with_one_backup_listing_whatever_the_http_budget(
+        cli_env: Lake, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (issue 10, finding 2): the CLI followed continuations under the HTTP budget and relisted
+    the backup container on every call (here: one call, and one relisting, per blob)."""
+    for i in range(6):
+        cli_env.upload("raw", f"d/{i}.csv", b"x")
+    assert run(capsys, "produce", "--container", "raw")[0] == 0
+    cli_env.drain()
+    monkeypatch.setenv("HTTP_TIME_BUDGET_SECONDS", "0.000001")  # an HTTP call would stop after every blob
+    counter = RequestCounter()
+    with clients.observing(counter):
+        code, out, _ = run(capsys, "--json", "reconcile", "--container", "raw")
+    report = json.loads(out)
+    assert code == 0 and report["complete"] and report["scanned"] == 6 and report["backup_requests"] == 0, report
+    backup_listings = [r for r in counter.requests if r[1].endswith("/rawbak") and "comp=list" in r[2]]
+    source_listings = [r for r in counter.requests if r[1].endswith("/raw") and "comp=list" in r[2]]
+    assert len(backup_listings) == 1 and len(source_listings) == 1, counter.requests
 
 
 def test_settings_come_from_local_settings_json(lake: Lake, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def _print(args: argparse.Namespace, data: dict[str, Any], table: str) -> None:
 
 
 def _report_table(data: dict[str, Any]) -> str:
-    keys = ("containers", "scanned", "directories_skipped", "snapshots_created", "backup_requests", "vanished", "calls")
+    keys = ("containers", "scanned", "directories_skipped", "snapshots_created", "backup_requests", "vanished")
     lines = [f"{key:<20} {data[key]:>10}" for key in keys if key in data]
     lines += [f"error: {e['container']}{'/' + e['blob'] if 'blob' in e else ''}: {e['error']}" for e in data.get("errors", [])]
     return "\n".join(lines)
@@ -54,38 +54,29 @@ def _end_progress(progress: Callable[[str, int], None] | None) -> None:
         sys.stderr.write("\n")
 
 
-def follow_continuations(scan: Callable[..., Any], settings: Settings, *args: Any) -> dict[str, Any]:
-    """Run a scan call after call, as an ADF Until loop would, and add up the reports."""
+def run_scan(scan: Callable[..., Any], settings: Settings, *args: Any) -> dict[str, Any]:
+    """One pass over the container (or account), with no HTTP time budget.
+
+    The CLI has no 230 s limit, so it does not cut the scan into calls: the
+    backup container is listed once and the source once, however large.
+    """
     progress = tty_progress()
-    total: dict[str, Any] = {}
-    continuation = None
-    calls = 0
-    while True:
-        report = scan(settings, *args, progress=progress, continuation=continuation,
-                      budget=settings.time_budget_seconds).as_dict()
-        calls += 1
-        for key, value in report.items():
-            if isinstance(value, int) and not isinstance(value, bool):
-                total[key] = total.get(key, 0) + value
-        total.setdefault("errors", []).extend(report["errors"])
-        continuation = report["continuation"]
-        if report["complete"]:
-            break
-    _end_progress(progress)
-    total["calls"] = calls
-    return total
+    try:
+        return scan(settings, *args, progress=progress).as_dict()
+    finally:
+        _end_progress(progress)
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     from shared_code.scan.scanner import produce
-    report = follow_continuations(produce, settings, args.container, args.prefix)
+    report = run_scan(produce, settings, args.container, args.prefix)
     _print(args, report, _report_table(report))
     return 1 if report["errors"] else 0
 
 
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from shared_code.scan.scanner import reconcile
-    report = follow_continuations(reconcile, settings, args.container, args.prefix)
+    report = run_scan(reconcile, settings, args.container, args.prefix)
     _print(args, report, _report_table(report))
     return 1 if report["errors"] else 0
 

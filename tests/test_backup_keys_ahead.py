@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import time
 from typing import Iterator
 
 import pytest
@@ -92,10 +91,7 @@ def test_a_listing_ahead_pauses_at_its_limit_and_the_reader_finishes_it(lake: La
     _protect(lake, {"alpha": 5})
     container = lake.backup.get_container_client("alphabak")
     ahead = BackupKeysAhead(container, max_keys=2)
-    deadline = time.monotonic() + WAIT
-    while len(ahead._keys) < 2 and time.monotonic() < deadline:  # noqa: SLF001 - what the thread holds
-        time.sleep(0.01)
-    time.sleep(0.2)
+    assert ahead._paused.wait(WAIT)  # noqa: SLF001 - the thread says it stopped listing
     assert len(ahead._keys) == 2  # noqa: SLF001 - paused: no more than its limit held ahead
     assert ahead.result() == present_backup_keys(container) and len(ahead.result()) == 5
 
@@ -109,9 +105,9 @@ def test_a_listing_that_failed_ahead_raises_when_read_never_reads_as_empty() -> 
 
 
 def _threads_end(name: str) -> bool:
-    deadline = time.monotonic() + WAIT
-    while any(t.name.startswith(name) for t in threading.enumerate()) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    """Whether every thread named `name...` ends (joined, each within WAIT: a bound, not a measurement)."""
+    for thread in [t for t in threading.enumerate() if t.name.startswith(name)]:
+        thread.join(WAIT)
     return not any(t.name.startswith(name) for t in threading.enumerate())
 
 

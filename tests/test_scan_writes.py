@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 
 import pytest
 
@@ -61,23 +60,40 @@ def test_the_request_queue_is_created_when_missing(lake: Lake) -> None:
 
 
 def test_pool_never_runs_more_than_its_workers_and_waits_for_all() -> None:
-    running = peak = done = 0
-    lock = threading.Lock()
+    """Ordered by events, not by sleeps: every task holds its worker until the test has seen the pool full."""
+    running = peak = done = submitted = 0
+    changed = threading.Condition()
+    release = threading.Event()
 
     def task() -> None:
         nonlocal running, peak, done
-        with lock:
+        with changed:
             running += 1
             peak = max(peak, running)
-        time.sleep(0.01)
-        with lock:
+            changed.notify_all()
+        release.wait()
+        with changed:
             running -= 1
             done += 1
 
-    with BoundedPool(4) as pool:
+    def submit_all(pool: BoundedPool) -> None:
+        nonlocal submitted
         for _ in range(60):
             pool.submit(task)
-    assert done == 60 and 2 <= peak <= 4
+            with changed:
+                submitted += 1
+                changed.notify_all()
+
+    with BoundedPool(4) as pool:
+        feeder = threading.Thread(target=submit_all, args=(pool,))
+        feeder.start()
+        with changed:
+            assert changed.wait_for(lambda: running == 4 and submitted == 8, timeout=30)
+            # Four run, four more wait in the pool's 2 x workers slots: the feeder is blocked, not queueing 60.
+            assert (running, submitted) == (4, 8)
+        release.set()
+        feeder.join()
+    assert done == 60 and peak == 4
 
 
 def test_pool_raises_the_first_failure_and_stops_taking_work() -> None:
@@ -88,12 +104,15 @@ def test_pool_raises_the_first_failure_and_stops_taking_work() -> None:
             raise RuntimeError("boom")
         ran.append(i)
 
+    after_failure = threading.Event()
     with pytest.raises(RuntimeError, match="boom"):
         with BoundedPool(1) as pool:
-            for i in range(1000):
+            for i in range(4):
                 pool.submit(task, i)
-                time.sleep(0.001)
-    assert len(ran) < 999
+            pool.submit(after_failure.set)  # one worker: runs only once task 3 has failed and been recorded
+            assert after_failure.wait(30)
+            pool.submit(task, 4)  # refused: raises the first failure instead of taking more work
+    assert ran == [0, 1, 2]
 
 
 def test_no_secret_reaches_the_logs_of_a_full_run(lake: Lake, caplog: pytest.LogCaptureFixture) -> None:

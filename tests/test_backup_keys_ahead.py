@@ -14,7 +14,6 @@ from azure.storage.blob import ContainerClient
 
 from shared_code.storage import clients
 from shared_code.scan import scanner as scan
-from shared_code.storage import backup_keys
 from shared_code.core.detect import backup_key
 from shared_code.core.errors import BackupError
 from shared_code.storage.pages import PageReader
@@ -140,7 +139,7 @@ def test_every_listing_started_ahead_is_read_or_cancelled_across_continuations(
         started.append(self)
 
     monkeypatch.setattr(BackupKeysAhead, "__init__", tracked)
-    monkeypatch.setattr(backup_keys, "AHEAD_MAX_KEYS", 1)  # each listing ahead pauses, suspended, after one key
+    monkeypatch.setenv("RECONCILE_AHEAD_MAX_KEYS", "1")  # each listing ahead pauses, suspended, after one key
     for container in ("c-one", "c-two", "c-three"):
         seed(lake, container, 200)
         backups = lake.backup.get_container_client(container + "bak")

@@ -26,6 +26,7 @@ DEFAULT_WRITE_CONCURRENCY = 16
 DEFAULT_ADF_ENDPOINT = "https://management.azure.com"
 DEFAULT_TIME_BUDGET_SECONDS = 200.0
 DEFAULT_SCAN_STATE_CONTAINER = "reconcile-state"
+DEFAULT_AHEAD_MAX_KEYS = 1_000_000  # ~100 MB of keys held for a container whose scan has not started yet
 # How long one storage request attempt may wait for an answer once sent. Listing pages, snapshots,
 # queue sends and property reads answer in well under a second on Azure; storage that accepts a
 # request and then stalls must not hold an HTTP trigger past Azure's 230 s: 4 attempts of 20 s plus
@@ -93,6 +94,7 @@ class Settings:
     time_budget_seconds: float = DEFAULT_TIME_BUDGET_SECONDS
     continuation_key: bytes = field(default=b"", repr=False)
     scan_state_container: str = DEFAULT_SCAN_STATE_CONTAINER
+    ahead_max_keys: int = DEFAULT_AHEAD_MAX_KEYS
 
     @property
     def poison_queue_name(self) -> str:
@@ -338,6 +340,7 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         time_budget_seconds=budget,
         continuation_key=_continuation_key(env, source),
         scan_state_container=_scan_state_container(env, suffix),
+        ahead_max_keys=int(_positive_number(env, "RECONCILE_AHEAD_MAX_KEYS", DEFAULT_AHEAD_MAX_KEYS, integer=True)),
     )
 
 

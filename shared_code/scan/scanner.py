@@ -328,7 +328,7 @@ def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
     if name is None:
         return None
     try:
-        return BackupKeysAhead(backup_container_client(settings, name))
+        return BackupKeysAhead(backup_container_client(settings, name), settings.ahead_max_keys)
     except InvalidInput:
         return None  # its backup container name is invalid: reported when its turn comes
 

@@ -11,6 +11,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from shared_code.core.detect import backup_key
+from shared_code.core.settings import DEFAULT_AHEAD_MAX_KEYS
 from shared_code.storage.pages import backup_names
 
 
@@ -24,9 +25,6 @@ def present_backup_keys(container: ContainerClient) -> set[bytes]:
         return {backup_key(name) for name in backup_names(container)}
     except ResourceNotFoundError:
         return set()
-
-
-AHEAD_MAX_KEYS = 1_000_000  # ~100 MB of keys held for a container whose scan has not started yet
 
 
 class BackupKeysAhead:
@@ -46,10 +44,10 @@ class BackupKeysAhead:
     present (a copy that then fails fails its request, which the queue retries).
     """
 
-    def __init__(self, container: ContainerClient, max_keys: int | None = None, page_size: int = 5000) -> None:
+    def __init__(self, container: ContainerClient, max_keys: int = DEFAULT_AHEAD_MAX_KEYS, page_size: int = 5000) -> None:
         self._names = backup_names(container, page_size)
         self._keys: set[bytes] = set()
-        self._max_keys = AHEAD_MAX_KEYS if max_keys is None else max_keys  # read at call time
+        self._max_keys = max_keys
         self._missing = False
         self._error: BaseException | None = None
         self._cancelled = threading.Event()

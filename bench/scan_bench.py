@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="emulated network round trip per request for the remote burst (default %(default)s)")
     parser.add_argument("--json", default="bench/results.json")
     parser.add_argument("--report", metavar="JSON", help="print the table of a saved run again (no measuring)")
+    parser.add_argument("--steady-only", action="store_true",
+                        help="measure the steady-state rows only (scans, floors, rclone, baseline), then stop")
     args = parser.parse_args(argv)
     if args.report:
         with open(args.report, encoding="utf-8") as saved:
@@ -282,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
             uncounted=tuple(rclone_steps), fewer_rounds={baseline: args.baseline_rounds}))
         if peer is not None:
             peer.close()
+        if args.steady_only:
+            report(results, 0, settings.write_concurrency)
+            with open(args.json, "w", encoding="utf-8") as out:
+                json.dump(results, out, indent=2)
+            return 0
         # Everything up to here runs in the steady state; the measurements below change blobs.
         round_no = [0, args.n // args.containers]  # rewrites wrap around the seeded blobs
         one_percent = max(1, args.n // 100)
@@ -354,7 +361,7 @@ def report(results: dict[str, Any], burst: int, pool: int) -> None:
             print(f"{name:<58} {value['seconds']:>9.3f} {requests:>9}  {value['rounds']}")
         elif isinstance(value, dict) and "skipped" in value:
             print(f"{name:<58} skipped: {value['skipped']}")
-    rtt = f"{results['rtt_ms']:g} ms RTT"
+    rtt = f"{results.get('rtt_ms', 0):g} ms RTT"
     writes = f"snapshot + enqueue, burst of {burst}"
     pairs = {
         "ours / floor (steady reconcile)": ("reconcile, steady", "listing floor"),
@@ -370,6 +377,8 @@ def report(results: dict[str, Any], burst: int, pool: int) -> None:
     results["ratios"], results["ratios, paired by round"] = {}, {}
     print(f"{'ratio':<58} {'of medians':>10} {'per round: median':>18}  rounds")
     for label, (numerator, denominator) in pairs.items():
+        if numerator not in results or denominator not in results:
+            continue  # not measured in this run (--steady-only)
         of_medians, median_per_round, per_round = paired(results, numerator, denominator)
         results["ratios"][label] = round(of_medians, 2)
         results["ratios, paired by round"][label] = {"median": round(median_per_round, 2),

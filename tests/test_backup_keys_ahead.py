@@ -16,7 +16,7 @@ from shared_code.storage import clients
 from shared_code.scan import scanner as scan
 from shared_code.core.detect import backup_key
 from shared_code.core.errors import BackupError
-from shared_code.storage.pages import PageReader
+from shared_code.storage.pages import PageReader, backup_name_pages
 from shared_code.local.azurite import free_port
 from shared_code.scan.scanner import reconcile
 from shared_code.storage.backup_keys import BackupKeysAhead, present_backup_keys
@@ -115,7 +115,7 @@ def test_a_cancelled_listing_stops_early_and_its_thread_ends(lake: Lake) -> None
     ahead = BackupKeysAhead(lake.backup.get_container_client("alphabak"), page_size=1)
     ahead.cancel()  # a page is a round trip: the thread sees this after its first one
     assert _threads_end("backup-keys-ahead")
-    assert len(ahead._keys) < 6 and ahead._names.gi_frame is None  # noqa: SLF001 - stopped early, listing closed
+    assert len(ahead._keys) < 6 and ahead._pages.gi_frame is None  # noqa: SLF001 - stopped early, listing closed
     with pytest.raises(RuntimeError, match="cancelled"):
         ahead.result()  # a cancelled listing may be partial: it is never handed out as complete
 
@@ -124,9 +124,9 @@ def test_a_listing_paused_at_its_limit_and_then_cancelled_is_closed(lake: Lake) 
     _protect(lake, {"alpha": 4})
     ahead = BackupKeysAhead(lake.backup.get_container_client("alphabak"), max_keys=1, page_size=1)
     assert _threads_end("backup-keys-ahead")
-    assert ahead._names.gi_frame is not None  # noqa: SLF001 - paused, suspended mid-listing
+    assert ahead._pages.gi_frame is not None  # noqa: SLF001 - paused, suspended mid-listing
     ahead.cancel()
-    assert ahead._names.gi_frame is None  # noqa: SLF001 - closed by the cancel, not left to the GC
+    assert ahead._pages.gi_frame is None  # noqa: SLF001 - closed by the cancel, not left to the GC
 
 
 def test_every_listing_started_ahead_is_read_or_cancelled_across_continuations(
@@ -151,7 +151,7 @@ def test_every_listing_started_ahead_is_read_or_cancelled_across_continuations(
     assert len(started) >= 2
     # read to the end or stopped: no listing is left running, or suspended, for nobody
     assert _threads_end("backup-keys-ahead")
-    assert all(ahead._names.gi_frame is None for ahead in started)  # noqa: SLF001
+    assert all(ahead._pages.gi_frame is None for ahead in started)  # noqa: SLF001
 
 
 class SourceListingSeen(SansIOHTTPPolicy):
@@ -244,3 +244,19 @@ def test_a_listing_ahead_left_unread_by_a_container_that_failed_first_is_cancell
     assert set(started) == {"betabak", "gammabak"}
     assert started["betabak"]._cancelled.is_set()  # noqa: SLF001 - never read, and not left listing for nobody
     assert _threads_end("backup-keys-ahead")
+
+
+def test_a_listing_paused_mid_page_hands_over_its_keys_and_the_next_marker(lake: Lake) -> None:
+    """A caller that lists the rest itself (an HTTP call that may stop) gets exactly what was listed and where to go on."""
+    _protect(lake, {"alpha": 7})
+    container = lake.backup.get_container_client("alphabak")
+    ahead = BackupKeysAhead(container, max_keys=4, page_size=3)  # pauses inside the second page
+    keys, marker, done = ahead.take_over()
+    assert len(keys) == 6 and marker is not None and not done  # the paused page's names count, not only the taken
+    rest = set()
+    for names, marker in backup_name_pages(container, marker, 3):
+        rest |= {backup_key(name) for name in names}
+    assert keys | rest == present_backup_keys(container) and not keys & rest
+    assert ahead._pages.gi_frame is None  # noqa: SLF001 - handed over: its own listing is closed
+    finished = BackupKeysAhead(container)
+    assert finished.take_over() == (present_backup_keys(container), None, True)

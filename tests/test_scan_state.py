@@ -11,6 +11,7 @@ from shared_code.core.detect import BACKUP_KEY_BYTES, backup_key
 from shared_code.core.errors import InvalidInput
 from shared_code.scan.resumable_backups import ResumableBackupKeys
 from shared_code.storage import clients
+from shared_code.storage.backup_keys import BackupKeysAhead
 from shared_code.storage.scan_state import KeyState, ScanStateStore, decode_state, encode_trailer
 from tests.conftest import Lake
 from tests.test_request_counts import RequestCounter
@@ -95,17 +96,31 @@ def test_a_missing_backup_container_is_an_empty_complete_listing(lake: Lake) -> 
 def test_keys_listed_ahead_are_saved_only_when_the_call_suspends(lake: Lake) -> None:
     client, expected = backups(lake, 3)
     store = ScanStateStore(lake.backup, "reconcile-state")
-    ahead = ResumableBackupKeys.from_listing(store, "raw", client, set(expected))
+    ahead = ResumableBackupKeys.from_ahead(store, "raw", client, BackupKeysAhead(client))
+    assert ahead.list_until(None) == expected
+    ahead.finish()
+    assert not lake.backup.get_container_client("reconcile-state").exists()  # done in one call: nothing saved
+    ahead = ResumableBackupKeys.from_ahead(store, "raw", client, BackupKeysAhead(client))
     scan_id = ahead.suspend()
     resumed = ResumableBackupKeys(store, "raw", client, scan_id)
     assert resumed.complete and resumed.list_until(None) == expected
+
+
+def test_a_listing_ahead_paused_at_its_limit_is_finished_across_calls(lake: Lake) -> None:
+    client, expected = backups(lake, 7)
+    store = ScanStateStore(lake.backup, "reconcile-state")
+    first = ResumableBackupKeys.from_ahead(store, "raw", client, BackupKeysAhead(client, max_keys=2, page_size=3))
+    assert not first.complete
+    scan_id = first.suspend()  # the call ran out of time before listing the rest
+    resumed = ResumableBackupKeys(store, "raw", client, scan_id, page_size=3)
+    assert resumed.list_until(None) == expected
 
 
 def test_state_of_abandoned_chains_is_removed_when_a_new_scan_starts(lake: Lake) -> None:
     client, expected = backups(lake, 2)
     store = ScanStateStore(lake.backup, "reconcile-state")
     for container in ("raw", "other"):
-        ResumableBackupKeys.from_listing(store, container, client, set(expected)).suspend()
+        ResumableBackupKeys.from_ahead(store, container, client, BackupKeysAhead(client)).suspend()
     assert store.delete_stale("raw") == 0  # fresh: another chain may still be using it
     later = datetime.now(timezone.utc) + timedelta(days=8)
     assert store.delete_stale("raw", now=later) == 1

@@ -13,6 +13,7 @@ from azure.storage.blob import ContainerClient
 
 from shared_code.core.clock import Deadline
 from shared_code.core.detect import backup_key
+from shared_code.storage.backup_keys import BackupKeysAhead
 from shared_code.storage.cursor import LIST_PAGE_SIZE
 from shared_code.storage.pages import backup_name_pages
 from shared_code.storage.scan_state import KeyState, ScanStateStore, new_scan_id
@@ -31,11 +32,12 @@ class ResumableBackupKeys:
         self.pages_listed = 0
 
     @classmethod
-    def from_listing(cls, store: ScanStateStore, source_container: str, backups: ContainerClient,
-                     keys: set[bytes]) -> "ResumableBackupKeys":
-        """Keys listed by someone else (the whole-account scan's listing ahead), saved only if the call suspends."""
+    def from_ahead(cls, store: ScanStateStore, source_container: str, backups: ContainerClient,
+                   ahead: BackupKeysAhead) -> "ResumableBackupKeys":
+        """Go on from what the whole-account scan listed ahead (saved only if the call suspends)."""
+        keys, marker, done = ahead.take_over()
         made = cls(store, source_container, backups, None)
-        made._state = KeyState(keys=keys, done=True)
+        made._state = KeyState(keys=keys, marker=marker, done=done)
         made._unsaved = list(keys)
         return made
 

@@ -6,13 +6,14 @@ container; one listing (names only, with copy state) is what that costs.
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from shared_code.core.detect import backup_key
 from shared_code.core.settings import DEFAULT_AHEAD_MAX_KEYS
-from shared_code.storage.pages import backup_names
+from shared_code.storage.pages import backup_name_pages, backup_names
 
 
 def present_backup_keys(container: ContainerClient) -> set[bytes]:
@@ -45,8 +46,11 @@ class BackupKeysAhead:
     """
 
     def __init__(self, container: ContainerClient, max_keys: int = DEFAULT_AHEAD_MAX_KEYS, page_size: int = 5000) -> None:
-        self._names = backup_names(container, page_size)
+        self._pages = backup_name_pages(container, None, page_size)
         self._keys: set[bytes] = set()
+        self._pending: deque[str] = deque()  # names of the current page not taken yet (a pause mid-page)
+        self._marker: str | None = None      # the next page after the current one (None: it is the last)
+        self._done = False
         self._max_keys = max_keys
         self._missing = False
         self._error: BaseException | None = None
@@ -57,13 +61,20 @@ class BackupKeysAhead:
 
     def _take(self, stop_early: bool) -> None:
         try:
-            for name in self._names:
-                self._keys.add(backup_key(name))
-                if stop_early and (self._cancelled.is_set() or len(self._keys) >= self._max_keys):
-                    return
+            while not self._done:
+                if not self._pending:
+                    names, self._marker = next(self._pages)
+                    self._pending.extend(names)
+                while self._pending:
+                    self._keys.add(backup_key(self._pending.popleft()))
+                    if stop_early and (self._cancelled.is_set() or len(self._keys) >= self._max_keys):
+                        return
+                self._done = self._marker is None
+        except StopIteration:
+            self._done = True
         except ResourceNotFoundError:
-            self._missing = True
-        self._names.close()
+            self._missing = self._done = True
+        self._pages.close()
 
     def _list_ahead(self) -> None:
         try:
@@ -73,21 +84,37 @@ class BackupKeysAhead:
         finally:
             with self._lock:
                 if self._cancelled.is_set():
-                    self._names.close()
+                    self._pages.close()
                 self._paused.set()
 
-    def result(self) -> set[bytes]:
+    def _paused_result(self) -> None:
         self._paused.wait()
         if self._error is not None:
             raise self._error
         if self._cancelled.is_set():
             raise RuntimeError("this backup listing was cancelled: it may be partial")
+
+    def result(self) -> set[bytes]:
+        """Every key: what the thread listed, then the rest, listed here (nothing is listed twice)."""
+        self._paused_result()
         self._take(stop_early=False)  # whatever the thread left (nothing, when it finished)
         return set() if self._missing else self._keys
+
+    def take_over(self) -> tuple[set[bytes], str | None, bool]:
+        """What the thread listed, for a caller that lists the rest itself, later or in other calls.
+
+        Returns the keys, the marker of the next page to list and whether the
+        listing is complete; this listing stops here (its fetched-ahead page is dropped).
+        """
+        self._paused_result()
+        keys = self._keys | {backup_key(name) for name in self._pending}
+        self._pending.clear()
+        self._pages.close()
+        return (set() if self._missing else keys), self._marker, self._done
 
     def cancel(self) -> None:
         """Nobody will read this listing any more: stop it after the current page (harmless once read)."""
         with self._lock:
             self._cancelled.set()
             if self._paused.is_set():
-                self._names.close()  # the thread is done: drop the page its reader fetched ahead
+                self._pages.close()  # the thread is done: drop the page its reader fetched ahead

@@ -143,3 +143,18 @@ def test_a_token_from_another_source_account_is_foreign() -> None:
     assert decode_token(token, b"key-of-account-one", "produce").position == Position("m", "a")
     with pytest.raises(InvalidInput, match="invalid or was altered"):
         decode_token(token, b"key-of-account-two", "produce")
+
+
+def test_a_scan_stopped_right_after_an_astral_name_still_takes_the_high_bmp_name_after_it(
+        lake: Lake, tiny_budget: None) -> None:
+    """Azurite (and Azure) list `a/😀.txt` before `a/ｱ.txt` (UTF-16 order); Python orders them the other way,
+    so a resume filter comparing Python strings skipped `a/ｱ.txt` after a stop right after `a/😀.txt`."""
+    client = lake.container("order")
+    before = [f"a/{i:04d}" for i in range(PER_CALL - 1)]
+    for name in before + ["a/😀.txt", "a/ｱ.txt"]:
+        client.upload_blob(name, b"x")
+    bodies = follow(PRODUCER, {"container": "order"})
+    assert [b["scanned"] for b in bodies] == [PER_CALL, 1]  # the first call stopped right after a/😀.txt
+    counts = requested(lake)
+    assert counts["a/ｱ.txt"] == 1 and counts["a/😀.txt"] == 1 and sum(counts.values()) == PER_CALL + 1
+    assert len(lake.snapshots("order", "a/ｱ.txt")) == 1

@@ -104,7 +104,11 @@ def test_resuming_anywhere_gives_every_later_name_its_whole_groups_verdict(  # t
     positions = [pos for _, pos in cursor(Service(entries, name_markers).read, Position(), *sizes)]
     names = sorted({e.name for e in entries}, key=utf16_key)
     i = data.draw(st.integers(0, len(positions) - 1))
-    rest = [g for g, _ in cursor(Service(entries, name_markers).read, positions[i], *sizes)]
+    # The cursor's own position, or any other valid one: from the first page, or (name markers) from any name done.
+    j = data.draw(st.integers(0, i))
+    position = data.draw(st.sampled_from([positions[i], Position(None, names[i])]
+                                         + ([Position(names[j], names[i])] if name_markers else [])))
+    rest = [g for g, _ in cursor(Service(entries, name_markers).read, position, *sizes)]
     assert [g[0].name for g in rest] == names[i + 1:]
     expected = verdicts(entries)
     assert verdicts([e for g in rest for e in g]) == {name: expected[name] for name in names[i + 1:]}

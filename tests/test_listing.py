@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from shared_code.core.detect import ListedBlob, group_by_name, is_settled, judge
-from shared_code.storage.cursor import iterate_groups
+from shared_code.storage.cursor import Position, iterate_groups
 from tests.conftest import Lake
 
 
@@ -95,3 +95,25 @@ def test_prefix_is_respected_across_pages(lake: Lake) -> None:
     versions(lake, "pages", ["x/1", "x/2", "x/3", "y/1"], snapshots=1)
     groups = [g[0].name for g, _ in iterate_groups(lake.source.get_container_client("pages"), "x/", page_size=3)]
     assert groups == ["x/1", "x/2", "x/3"]
+
+
+@pytest.mark.parametrize("base_first", [False, True])
+@pytest.mark.parametrize("page_size", [4, 5, 7])  # at least the largest name's 4 versions (see test_listing_cursor)
+def test_resumed_at_the_service_maximum_every_later_name_gets_its_whole_groups_verdict(
+        lake: Lake, page_size: int, base_first: bool) -> None:
+    """Pages that cannot grow (`max_page_size` = the page size), resumed after every name, from the position
+    the cursor gave and from the first page's marker: a name whose older snapshots end one page and whose
+    rewritten base blob opens the next keeps its base blob and its verdict."""
+    names = [f"n{i:02d}" for i in range(8)]
+    versions(lake, "pages", names, snapshots=2, changed=True)
+    versions(lake, "pages", names[::3], snapshots=1)  # some settled, some not
+    if base_first:
+        base_blobs_first(lake)
+    expected = {name: (v.etag, v.needs_snapshot) for name, v in full_verdicts(lake, "pages").items() if v}
+    client = lake.source.get_container_client("pages")
+    positions = [pos for _, pos in iterate_groups(client, None, page_size=page_size, max_page_size=page_size)]
+    for i, name in enumerate(names):
+        for position in (positions[i], Position(None, name)):
+            rest = [judge(g) for g, _ in iterate_groups(client, None, position, page_size, max_page_size=page_size)]
+            assert {v.name: (v.etag, v.needs_snapshot) for v in rest if v} == {n: expected[n] for n in names[i + 1:]}
+            assert [v.name for v in rest if v] == names[i + 1:], position

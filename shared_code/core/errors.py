@@ -47,3 +47,7 @@ class SourceSuperseded(BackupError):
 
 class BlobKeepsChanging(BackupError):
     """A blob was rewritten between every attempt to snapshot it (reported per blob; the next scan retries)."""
+
+
+class NameNotListable(BackupError):
+    """Azurite only: one name has more versions than a page holds and its base blob is beyond reach."""

@@ -14,20 +14,27 @@ Azurite workaround (emulator bug, pinned in tests/test_listing.py): Azurite's
 `NextMarker` is the last returned *name* and its next page starts after that
 name, silently dropping the rest of that name's versions (its base blob
 included). Real Azure markers are opaque and lose nothing. When the service's
-next marker equals the last entry's name we know it is name-based, so we
-restart after the last *complete* name instead, which re-lists the carried
-group whole. It costs no extra request and never applies to Azure. If one
-name fills a whole page there is no complete name to restart after; then the
-same page is fetched again, twice as large, until the name fits (a blob with
-more versions than the service's page maximum is the one case it cannot fix).
+next marker equals the last entry's name we know it is name-based, and the
+cursor never follows it past a cut group that is not *settled*
+(`detect.is_settled`: its base blob and a snapshot of the base's current ETag
+are both on the page; the versions it misses are then older snapshots, which
+cannot change the verdict; in the steady state every group is settled, so
+Azurite costs the same pages as Azure). Instead it restarts after the last
+name that is done: the last complete group of the page or, when the resume
+filter left only the cut group, the resumed name itself (on a name-marker
+service any done name is a valid marker). If the cut group fills the page
+from its first entry, the same page is fetched again, twice as large, up to
+the service maximum (`max_page_size`). A name with more versions than that
+cannot be listed whole on Azurite at all: with its base blob on the page it
+is yielded as it is (a missing snapshot of the base's ETag can only make the
+verdict "needs a snapshot", an extra snapshot, never a lost one); without it,
+`NameNotListable` is raised rather than losing the blob silently.
 
-Both fixes re-list a group, which costs an extra page whenever a container's
-entries end near a page boundary; so when the group cut by the boundary is
-already *settled* (`detect.is_settled`: its base blob and a snapshot of the
-base's current ETag are both on this page), the cursor follows the service's
-marker and yields the group as it is: the versions it misses are older
-snapshots, which cannot change the verdict. In the steady state every group
-is settled, so Azurite costs the same pages as Azure.
+On a name-marker service every position is `Position(name, name)`: listing
+after the last name done is all a resume needs, and a continuation token then
+carries one name instead of two (`continuation.py`).
+
+Names are compared in the service's order (`name_order`), not Python's.
 """
 from __future__ import annotations
 
@@ -37,7 +44,9 @@ from typing import Callable, Iterator, List, Optional, Tuple
 from azure.storage.blob import ContainerClient
 
 from shared_code.core.detect import ListedBlob, group_by_name, is_settled
+from shared_code.core.errors import NameNotListable
 from shared_code.storage.pages import PageReader, listed_blob
+from shared_code.core.name_order import LISTING_ORDER, NameKey
 
 LIST_PAGE_SIZE = 5000  # the service maximum: fewest requests per entry
 SOURCE_INCLUDE = "snapshots,metadata"
@@ -64,12 +73,13 @@ def iterate_groups(
     start: Position = Position(),
     page_size: int | None = None,
     reader: PageReader | None = None,
+    max_page_size: int | None = None,
 ) -> Iterator[tuple[list[ListedBlob], Position]]:
     """Each name group (complete, or settled), with the position to resume right after it.
 
     `reader` lets a caller start the first page's fetch early (`PageReader.expect`).
+    `max_page_size` is the service maximum the cursor may grow a page to (LIST_PAGE_SIZE).
     """
-    page_size = page_size or LIST_PAGE_SIZE
     own_reader = reader is None
     reader = reader or PageReader(container, prefix, SOURCE_INCLUDE)
 
@@ -78,7 +88,7 @@ def iterate_groups(
         return [listed_blob(blob) for blob in blobs], next_marker
 
     try:
-        yield from cursor(read, start, page_size)
+        yield from cursor(read, start, page_size, max_page_size)
     finally:
         if own_reader:
             reader.close()
@@ -87,32 +97,49 @@ def iterate_groups(
 PageSource = Callable[[Optional[str], int], Tuple[List[ListedBlob], Optional[str]]]
 
 
-def cursor(read: PageSource, start: Position, page_size: int) -> Iterator[tuple[list[ListedBlob], Position]]:
-    """The paging logic over any page source `read(marker, page_size) -> (entries, next_marker)`."""
+def cursor(read: PageSource, start: Position, page_size: int | None = None, max_page_size: int | None = None,
+           order: NameKey = LISTING_ORDER) -> Iterator[tuple[list[ListedBlob], Position]]:
+    """The paging logic over any page source `read(marker, page_size) -> (entries, next_marker)`.
+
+    `max_page_size` (default LIST_PAGE_SIZE, read at call time) is the largest
+    page the service serves; `order` the service's name order (sort key).
+    """
+    max_page_size = max_page_size or LIST_PAGE_SIZE
+    page_size = min(page_size or max_page_size, max_page_size)
     marker, after = start.marker, start.after
+    after_key = None if after is None else order(after)
+    names_are_markers = marker is not None and marker == after  # how positions on such a service look
     carry: list[ListedBlob] = []
     while True:
         page, next_marker = read(marker, page_size)
-        entries = [entry for entry in page if after is None or entry.name > after]
+        entries = page if after_key is None else [entry for entry in page if order(entry.name) > after_key]
         groups = list(group_by_name(carry + entries))
-        name_markers = bool(next_marker and page and next_marker == page[-1].name)
-        settled = bool(groups) and is_settled(groups[-1])
-        if name_markers and not settled and len(groups) == 1 and page_size < LIST_PAGE_SIZE:
-            # Azurite, and one unsettled name fills the page: no complete name to restart after.
-            # Fetch the same page again, larger, until the name fits.
-            page_size = min(page_size * 2, LIST_PAGE_SIZE)
-            continue
         carry = []
-        if next_marker and groups and not (name_markers and settled):
-            carry = groups.pop()  # may continue on the next page
-            if name_markers and groups:
-                # Name-based markers (Azurite): continue after the last complete name, so the
-                # carried group is listed again in full rather than partly lost.
-                next_marker, carry = groups[-1][0].name, []
+        names_are_markers = names_are_markers or bool(next_marker and page and next_marker == page[-1].name)
+        if next_marker and groups and not names_are_markers:
+            carry = groups.pop()  # opaque markers: its other versions come first on the next page
+        elif next_marker and groups and not is_settled(groups[-1]):
+            # Name markers (Azurite): following `next_marker` would lose the rest of the cut group.
+            cut = groups.pop()
+            restart = groups[-1][0].name if groups else (after if len(entries) < len(page) else None)
+            if restart is not None:
+                next_marker = restart  # the cut group is listed again, whole
+            elif page_size < max_page_size:
+                page_size = min(page_size * 2, max_page_size)  # it fills the page: fetch it larger
+                continue
+            elif any(entry.snapshot is None for entry in cut):
+                groups.append(cut)  # at the maximum: judged without the snapshots beyond reach
+            else:
+                raise NameNotListable(
+                    f"blob {cut[0].name!r} has more than {max_page_size} versions and the service's paging "
+                    "cannot list its base blob (an Azurite bug; Azure lists it whole)")
         for group in groups:
-            yield group, Position(marker, group[0].name)
+            name = group[0].name
+            yield group, Position(name if names_are_markers else marker, name)
         if not next_marker:
             if carry:
                 yield carry, Position(marker, carry[0].name)
             return
-        marker = next_marker  # `after` stays: the resumed name may lie beyond this page
+        if entries:
+            after_key = None  # names beyond `after` were listed: every later page lies beyond it too
+        marker = next_marker  # otherwise `after` stays: the resumed name may lie beyond this page

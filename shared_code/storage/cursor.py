@@ -74,11 +74,14 @@ def iterate_groups(
     page_size: int | None = None,
     reader: PageReader | None = None,
     max_page_size: int | None = None,
+    settled: Settled = is_settled,
 ) -> Iterator[tuple[list[ListedBlob], Position]]:
     """Each name group (complete, or settled), with the position to resume right after it.
 
     `reader` lets a caller start the first page's fetch early (`PageReader.expect`).
     `max_page_size` is the service maximum the cursor may grow a page to (LIST_PAGE_SIZE).
+    `settled` says when a group cut by a page boundary may be yielded without its
+    other versions (see `cursor`).
     """
     own_reader = reader is None
     reader = reader or PageReader(container, prefix, SOURCE_INCLUDE)
@@ -88,21 +91,37 @@ def iterate_groups(
         return [listed_blob(blob) for blob in blobs], next_marker
 
     try:
-        yield from cursor(read, start, page_size, max_page_size)
+        yield from cursor(read, start, page_size, max_page_size, settled=settled)
     finally:
         if own_reader:
             reader.close()
 
 
 PageSource = Callable[[Optional[str], int], Tuple[List[ListedBlob], Optional[str]]]
+Settled = Callable[[List[ListedBlob]], bool]
+
+
+def never_settled(group: list[ListedBlob]) -> bool:
+    """For callers that need every version of every name (reconciliation backs up old versions too).
+
+    `detect.is_settled` is about the verdict (does the base need a snapshot?);
+    older snapshots cannot change that, but each holds a version that needs
+    its own backup, so a reconciliation must see them all: on Azurite it then
+    restarts after the last complete name at every page boundary (the cut
+    group is listed again; an extra page when a container's entries end near
+    a boundary). Azure's opaque markers never need it.
+    """
+    return False
 
 
 def cursor(read: PageSource, start: Position, page_size: int | None = None, max_page_size: int | None = None,
-           order: NameKey = LISTING_ORDER) -> Iterator[tuple[list[ListedBlob], Position]]:
+           order: NameKey = LISTING_ORDER, settled: Settled = is_settled) -> Iterator[tuple[list[ListedBlob], Position]]:
     """The paging logic over any page source `read(marker, page_size) -> (entries, next_marker)`.
 
     `max_page_size` (default LIST_PAGE_SIZE, read at call time) is the largest
-    page the service serves; `order` the service's name order (sort key).
+    page the service serves; `order` the service's name order (sort key);
+    `settled(group)` whether a group cut by a name-marker page boundary may be
+    yielded without the versions past the boundary (`never_settled`: never).
     """
     max_page_size = max_page_size or LIST_PAGE_SIZE
     page_size = min(page_size or max_page_size, max_page_size)
@@ -118,7 +137,7 @@ def cursor(read: PageSource, start: Position, page_size: int | None = None, max_
         names_are_markers = names_are_markers or bool(next_marker and page and next_marker == page[-1].name)
         if next_marker and groups and not names_are_markers:
             carry = groups.pop()  # opaque markers: its other versions come first on the next page
-        elif next_marker and groups and not is_settled(groups[-1]):
+        elif next_marker and groups and not settled(groups[-1]):
             # Name markers (Azurite): following `next_marker` would lose the rest of the cut group.
             cut = groups.pop()
             restart = groups[-1][0].name if groups else (after if len(entries) < len(page) else None)

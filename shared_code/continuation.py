@@ -33,6 +33,7 @@ class ScanToken:
     prefix: str | None
     whole_account: bool
     position: Position
+    errors: int = 0  # errors of the scan's calls so far: its last call answers 500 if any (see http_api)
 
 
 def _b64(data: bytes) -> str:
@@ -49,7 +50,7 @@ def _sign(key: bytes, payload: str) -> str:
 
 def encode_token(token: ScanToken, key: bytes) -> str:
     body = {"v": TOKEN_VERSION, "op": token.operation, "c": token.container, "p": token.prefix,
-            "all": token.whole_account, "m": token.position.marker, "a": token.position.after}
+            "all": token.whole_account, "m": token.position.marker, "a": token.position.after, "e": token.errors}
     payload = _b64(json.dumps(body, separators=(",", ":")).encode("utf-8"))
     return f"{payload}.{_sign(key, payload)}"
 
@@ -71,4 +72,4 @@ def decode_token(text: str, key: bytes, operation: str) -> ScanToken:
     if body.get("op") != operation:
         raise InvalidInput(f"continuation token belongs to a {body.get('op')} scan, not {operation}")
     return ScanToken(operation=operation, container=body["c"], prefix=body.get("p"), whole_account=bool(body.get("all")),
-                     position=Position(body.get("m"), body.get("a")))
+                     position=Position(body.get("m"), body.get("a")), errors=int(body.get("e") or 0))

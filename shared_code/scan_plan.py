@@ -110,6 +110,8 @@ def plan(group: list[ListedBlob], backups: AbstractSet[bytes] | None) -> tuple[V
     if backups is None:
         return verdict, tuple(_current(verdict, None)) if verdict.needs_snapshot else NOTHING
     settled = not verdict.needs_snapshot and verdict.snapshot_count == 1  # its one snapshot is the current version
+    if settled and backup_key(backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)) in backups:
+        return verdict, NOTHING  # the common case, inlined: one name, one key lookup
     older = NOTHING if settled else tuple(_older_versions(group, verdict.etag, backups))
     current = _current(verdict, backups)
     if not current and not older:

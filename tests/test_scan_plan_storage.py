@@ -74,10 +74,10 @@ def test_unbackupable_names_are_counted_snapshotted_and_never_queued(lake: Lake)
         lake.upload("raw", name, b"x")
     status, body = call_http(PRODUCER, params={"container": "raw"})
     assert status == 200 and body["status"] == "ok", body
+    assert [m["blob_name"] for m in _requests(lake)] == ["good.csv"]
     assert body["unbackupable"] == 2 and body["errors"] == [] and body["snapshots_created"] == 3
     reasons = {e["blob"]: e["reason"] for e in body["unbackupable_blobs"]}
     assert "control characters" in reasons["bad\x7fname.csv"] and "backup name would be" in reasons[long_name]
-    assert [m["blob_name"] for m in _requests(lake)] == ["good.csv"]
     assert lake.drain().succeeded == 1 and lake.queue_length(poison=True) == 0
     for _ in range(2):                                          # every later reconciliation: same count, no request
         status, body = call_http(RECONCILIATION)

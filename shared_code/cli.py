@@ -41,8 +41,10 @@ def _print(args: argparse.Namespace, data: dict[str, Any], table: str) -> None:
 
 
 def _report_table(data: dict[str, Any]) -> str:
-    keys = ("containers", "scanned", "directories_skipped", "snapshots_created", "backup_requests", "vanished", "calls")
+    keys = ("containers", "scanned", "directories_skipped", "snapshots_created", "backup_requests", "vanished",
+            "containers_vanished", "unbackupable", "calls")
     lines = [f"{key:<20} {data[key]:>10}" for key in keys if key in data]
+    lines += [f"unbackupable: {e['container']}/{e['blob']!r}: {e['reason']}" for e in data.get("unbackupable_blobs", [])]
     lines += [f"error: {e['container']}{'/' + e['blob'] if 'blob' in e else ''}: {e['error']}" for e in data.get("errors", [])]
     return "\n".join(lines)
 
@@ -67,6 +69,7 @@ def _end_progress(progress: Callable[[str, int], None] | None) -> None:
 
 def follow_continuations(scan: Callable[..., Any], settings: Settings, *args: Any) -> dict[str, Any]:
     """Run a scan call after call, as an ADF Until loop would, and add up the reports."""
+    from .scan import UNBACKUPABLE_LISTED
     progress = tty_progress()
     total: dict[str, Any] = {}
     continuation = None
@@ -79,6 +82,8 @@ def follow_continuations(scan: Callable[..., Any], settings: Settings, *args: An
             if isinstance(value, int) and not isinstance(value, bool):
                 total[key] = total.get(key, 0) + value
         total.setdefault("errors", []).extend(report["errors"])
+        listed = total.setdefault("unbackupable_blobs", [])  # as bounded over all calls as in one answer
+        listed.extend(report["unbackupable_blobs"][:max(0, UNBACKUPABLE_LISTED - len(listed))])
         continuation = report["continuation"]
         if report["complete"]:
             break

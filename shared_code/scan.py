@@ -2,9 +2,15 @@
 
 `produce` (ingestion pipelines, one container): snapshot every new or changed
 blob and request its backup. `reconcile` (admins, whole account): the same
-snapshots, plus a backup request for every current version whose backup is
-missing. Both decide from one listing of the source container (and, for
-reconcile, one of the backup container): no request per unchanged blob.
+snapshots, plus a backup request for every version a snapshot holds whose
+backup is missing. Both decide from one listing of the source container (and,
+for reconcile, one of the backup container): no request per unchanged blob.
+The decisions are `scan_plan.plan`'s; this module only executes its actions.
+
+Whole-account reconciliation keeps going past what it cannot do: a blob or
+container that fails is reported in `errors` (the continuation token carries
+their count), a version the worker would refuse is counted as `unbackupable`,
+and a container deleted mid-scan is skipped (`containers_vanished`).
 """
 from __future__ import annotations
 

@@ -2,7 +2,10 @@
 
 The invariant: every current base blob version in the source account has
 (a) a snapshot carrying its ETag, and (b) a backup under the contract name
-(`naming.backup_blob_name`) holding identical bytes. Backups under a contract
+(`naming.backup_blob_name`) holding identical bytes; and every older version
+a snapshot holds has a backup too (what reconciliation requests). A version
+the worker refuses (`backupable.why_unbackupable`) is its own kind,
+`unbackupable`, with the reason. Backups under a contract
 name must also carry the provenance stamp the worker writes (`source_etag`,
 see `worker.backup_metadata`) and agree with it: a backup without the stamp is
 an unverified copy (a worker killed between copy and check, or a copy made

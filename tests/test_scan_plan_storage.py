@@ -97,3 +97,20 @@ def test_the_answer_lists_a_bounded_number_of_unbackupable_blobs_and_counts_all(
     assert status == 200 and body["unbackupable"] == 5 and len(body["unbackupable_blobs"]) == 3
     assert all(e["reason"] == "blob name contains control characters" for e in body["unbackupable_blobs"])
     assert lake.queue_length() == 0
+
+
+def test_the_cli_follows_continuations_and_keeps_the_unbackupable_list_bounded(lake: Lake, monkeypatch,  # type: ignore[no-untyped-def]
+                                                                               capsys, tmp_path) -> None:
+    from shared_code.cli import main
+    from tests.test_continuation import TickingClock
+    monkeypatch.setenv("AzureWebJobsStorage", lake.azurite.connection_string("source"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HTTP_TIME_BUDGET_SECONDS", "4")  # with the ticking clock: a few names per call
+    monkeypatch.setattr(scan, "CLOCK", TickingClock())
+    monkeypatch.setattr(scan, "UNBACKUPABLE_LISTED", 4)
+    for i in range(7):
+        lake.upload("raw", f"bad{i}\t.csv", b"x")
+    assert main(["--json", "reconcile"]) == 0  # unbackupable names are not errors
+    total = json.loads(capsys.readouterr().out)
+    assert total["calls"] >= 2 and total["unbackupable"] == 7 and len(total["unbackupable_blobs"]) == 4
+    assert lake.queue_length() == 0

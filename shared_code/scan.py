@@ -32,8 +32,8 @@ from .list_pages import PageReader
 from .listing import Position, iterate_groups, start_reading
 from .messages import BackupRequest
 from .naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
-from .scan_plan import REQUEST, SNAPSHOT, Action, plan
 from .pool import BoundedPool
+from .scan_plan import REQUEST, SNAPSHOT, Action, plan
 from .settings import Settings
 from .storage_io import (
     BackupKeysAhead,
@@ -46,16 +46,16 @@ from .storage_io import (
 
 log = logging.getLogger(__name__)
 
-
-class ContainerVanished(ContainerNotFound):
-    """The source container was deleted after its scan had started (whole-account scans skip it)."""
-
 Mode = Literal["produce", "reconcile"]
 Progress = Callable[[str, int], None]
 PROGRESS_EVERY = 1000
 UNBACKUPABLE_LISTED = 100  # per call: all are counted, the first ones listed with their reason (bounded answer)
 WRITE_DRAIN_SHARE = 0.1
 CLOCK: Clock = SYSTEM_CLOCK  # read at call time: tests make time advance per deadline check
+
+
+class ContainerVanished(ContainerNotFound):
+    """The source container was deleted after its scan had started (whole-account scans skip it)."""
 
 
 @dataclass

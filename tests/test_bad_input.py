@@ -9,7 +9,6 @@ test_messages.py and test_http_errors.py.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 
 import pytest
@@ -97,7 +96,7 @@ AWKWARD = [
 
 
 @pytest.mark.reliability
-def test_awkward_blob_names_round_trip_or_get_a_clear_rejection(lake: Lake, caplog: pytest.LogCaptureFixture) -> None:
+def test_awkward_blob_names_round_trip_or_get_a_clear_rejection(lake: Lake) -> None:
     too_long = "z" * 1024  # a legal source name whose backup name cannot exist (over Azure's 1,024)
     for i, name in enumerate(AWKWARD + [too_long]):
         lake.upload("weird", name, f"{i}:{name}".encode())

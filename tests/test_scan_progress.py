@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared_code import listing, scan
+from shared_code import listing, scan, storage_io
 from tests.conftest import Lake
 from tests.functions_host import RECONCILIATION, call_http
 from tests.test_continuation import requested, seed
@@ -71,3 +71,26 @@ def test_a_container_deleted_mid_scan_is_skipped_and_the_account_scan_goes_on(la
     assert body["vanished"] >= 1  # snapshot writes into the deleted container: counted, not raised
     counts = requested(lake, key=lambda m: (m["container"], m["blob_name"]))
     assert sum(1 for c, _ in counts if c in ("c-1", "c-3")) == 400 and max(counts.values()) == 1
+
+
+def test_a_backup_container_deleted_while_its_keys_are_listed_reads_as_empty(lake: Lake,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a bug (finding 11's backup-listing path): a backup container deleted mid-listing is a 404 that
+    `present_backup_keys`/`BackupKeysAhead` read as "no backups", so every version of it is requested again
+    (right: its backups are gone) and the account scan answers 200."""
+    for container in ("c-1", "c-2"):
+        seed(lake, container, 3)
+    assert call_http(RECONCILIATION)[0] == 200 and lake.drain().succeeded == 6
+    real_names = storage_io.backup_names
+
+    def names_deleting_c2_backups_after_the_first(container, page_size=5000):  # type: ignore[no-untyped-def]
+        for index, name in enumerate(real_names(container, 1)):  # one name per page: the next page is a 404
+            yield name
+            if index == 0 and container.container_name == "c-2bak":
+                lake.backup.delete_container("c-2bak")
+
+    monkeypatch.setattr(storage_io, "backup_names", names_deleting_c2_backups_after_the_first)
+    status, body = call_http(RECONCILIATION)
+    assert not lake.backup.get_container_client("c-2bak").exists()
+    assert (status, body["complete"], body["errors"], body["backup_requests"]) == (200, True, [], 3), body
+    assert set(requested(lake, key=lambda m: m["container"])) == {"c-2"}

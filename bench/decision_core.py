@@ -2,7 +2,11 @@
 
 `python -m bench.decision_core N` streams N listing entries (N/2 blobs with one
 snapshot each; 1% changed, 0.1% directory markers) through `judge_listing`
-and computes each blob's backup key, as reconciliation does, then prints one
+and computes each blob's backup key, as reconciliation does; with `--plan`
+(reported as `plan_seconds`, in processes of their own so the first peak RSS
+stays the streaming one) it runs the scans' per-name decision `scan_plan.plan`
+over the same listing against a key set holding every current version (the
+steady state of reconciliation; built before the timer starts). It prints one
 JSON line: the median seconds of `--runs` runs and the largest peak RSS. Each
 run is a fresh child process, so its peak RSS (ru_maxrss) belongs to that run
 alone; memory should stay flat as N grows, since the listing streams. One run
@@ -21,8 +25,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from shared_code.core.detect import ListedBlob, backup_key, judge_listing
+from shared_code.core.detect import ListedBlob, backup_key, group_by_name, judge_listing
 from shared_code.core.naming import backup_blob_name
+from shared_code.core.scan_plan import plan
 
 MODIFIED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -54,23 +59,40 @@ def run(entries: int) -> dict[str, float | int]:
             "peak_rss_mb": round(peak_mb, 1), "backup_keys_kept": len(present)}
 
 
+def run_plan(entries: int) -> dict[str, float | int]:
+    """`plan` per name group, as `scan._Scan.run` calls it, against every current version's backup key."""
+    current = {backup_key(backup_blob_name(v.name, v.last_modified, v.etag))
+               for v in judge_listing(synthetic_listing(entries))}
+    started = time.perf_counter()
+    actions = 0
+    for group in group_by_name(synthetic_listing(entries)):
+        actions += len(plan(group, current)[1])
+    seconds = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"plan_seconds": round(seconds, 2), "plan_actions": actions, "plan_peak_rss_mb": round(peak_mb, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.decision_core")
     parser.add_argument("entries", type=int)
     parser.add_argument("--runs", type=int, default=3, help="fresh processes; the median is reported")
     parser.add_argument("--one", action="store_true", help="run once in this process (what each child does)")
+    parser.add_argument("--plan", action="store_true", help="with --one: time scan_plan.plan instead")
     parser.add_argument("--json", metavar="PATH", help="also record the result in PATH, keyed by entries")
     args = parser.parse_args(argv)
     if args.one:
-        print(json.dumps(run(args.entries)))
+        print(json.dumps(run_plan(args.entries) if args.plan else run(args.entries)))
         return 0
-    runs = []
+    runs, plans = [], []
     for _ in range(args.runs):
-        child = subprocess.run([sys.executable, "-m", "bench.decision_core", str(args.entries), "--one"],
-                               check=True, capture_output=True, text=True)
-        runs.append(json.loads(child.stdout))
+        for flags, results in ((["--one"], runs), (["--one", "--plan"], plans)):
+            child = subprocess.run([sys.executable, "-m", "bench.decision_core", str(args.entries), *flags],
+                                   check=True, capture_output=True, text=True)
+            results.append(json.loads(child.stdout))
     summary = {**runs[0], "seconds": statistics.median(r["seconds"] for r in runs),
-               "runs": [r["seconds"] for r in runs], "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
+               "runs": [r["seconds"] for r in runs], "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+               "plan_seconds": statistics.median(p["plan_seconds"] for p in plans),
+               "plan_runs": [p["plan_seconds"] for p in plans], "plan_actions": plans[0]["plan_actions"]}
     print(json.dumps(summary))
     if args.json:
         recorded = json.loads(Path(args.json).read_text()) if Path(args.json).exists() else {}

@@ -175,13 +175,13 @@ def test_the_next_containers_first_page_is_requested_before_the_last_page_is_jud
     seen = SourceListingSeen("beta")
     overlapped: list[bool] = []
 
-    def judge_last_of_alpha_after_beta_is_asked(group):  # type: ignore[no-untyped-def]
+    def plan_last_of_alpha_after_beta_is_asked(group, backups):  # type: ignore[no-untyped-def]
         if group[0].name == "d/2.csv" and not overlapped:  # alpha's last name (alpha is scanned first)
             overlapped.append(seen.sent.wait(WAIT))  # without the early start this waits WAIT, then False
-        return judge(group)
+        return plan(group, backups)
 
-    judge = scan.judge
-    monkeypatch.setattr(scan, "judge", judge_last_of_alpha_after_beta_is_asked)
+    plan = scan.plan
+    monkeypatch.setattr(scan, "plan", plan_last_of_alpha_after_beta_is_asked)
     with installed(seen):
         report = reconcile(lake.settings)
     assert overlapped == [True]
@@ -205,19 +205,18 @@ def test_a_first_page_started_for_a_scan_that_stopped_is_dropped(
 
     monkeypatch.setattr(scan, "start_reading", tracked_start)
     monkeypatch.setattr(PageReader, "close", tracked_close)
-    # The first call's deadline passes on c-one's last name (one tick of the budget goes to the check
-    # before c-one starts), after c-one's last page started c-two's first one.
-    seed(lake, "c-one", PER_CALL - 1)
+    # The first call's deadline passes on c-one's last name, after c-one's last page started c-two's first one.
+    seed(lake, "c-one", PER_CALL)
     seed(lake, "c-two", 40)
     seen = SourceListingSeen("c-two")
     with installed(seen):
         bodies = follow(RECONCILIATION, {})
-    assert [b["scanned"] for b in bodies] == [PER_CALL - 1, 40]
+    assert [b["scanned"] for b in bodies] == [PER_CALL, 40]
     assert seen.count == 2  # started in the first call, then dropped; read in the second
     assert len(started) == 4  # c-one, c-two early; then c-one (resumed, empty), c-two early (read)
     assert all(id(reader) in closed for reader in started)  # none left listing for nobody
     counts = requested(lake, key=lambda m: (m["container"], m["blob_name"]))
-    assert len(counts) == PER_CALL - 1 + 40 and max(counts.values()) == 1  # every blob decided once
+    assert len(counts) == PER_CALL + 40 and max(counts.values()) == 1  # every blob decided once
 
 
 def test_a_listing_ahead_left_unread_by_a_container_that_failed_first_is_cancelled(

@@ -9,13 +9,12 @@ test_messages.py and test_http_errors.py.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 
 import pytest
 from azure.storage.queue import QueueClient
 
-from shared_code.admin.verify import MISSING_BACKUP, verify_lake
+from shared_code.admin.verify import UNBACKUPABLE, verify_lake
 from tests import reliability
 from tests.conftest import Lake
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http
@@ -97,23 +96,24 @@ AWKWARD = [
 
 
 @pytest.mark.reliability
-def test_awkward_blob_names_round_trip_or_get_a_clear_rejection(lake: Lake, caplog: pytest.LogCaptureFixture) -> None:
+def test_awkward_blob_names_round_trip_or_get_a_clear_rejection(lake: Lake) -> None:
     too_long = "z" * 1024  # a legal source name whose backup name cannot exist (over Azure's 1,024)
     for i, name in enumerate(AWKWARD + [too_long]):
         lake.upload("weird", name, f"{i}:{name}".encode())
     status, body = call_http(PRODUCER, params={"container": "weird"})
     assert status == 200 and body["snapshots_created"] == len(AWKWARD) + 1, body
-    with caplog.at_level(logging.ERROR):
-        result = lake.drain()
-    assert (result.succeeded, result.poisoned) == (len(AWKWARD) + 1, 0)  # the refused one is poisoned by the worker
-    assert [json.loads(m)["blob_name"] for m in (p.content for p in lake.poison_queue.receive_messages())] == [too_long]
-    assert any("1024" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+    # the refused name is snapshotted but never queued: the worker would poison it on every scan
+    assert body["unbackupable"] == 1 and body["unbackupable_blobs"][0]["blob"] == too_long
+    result = lake.drain()
+    assert (result.succeeded, result.poisoned) == (len(AWKWARD), 0)
+    assert lake.queue_length(poison=True) == 0
     report = verify_lake(lake.settings, deep=True)
-    assert [(v.blob, v.kind) for v in report.violations] == [(too_long, MISSING_BACKUP)]
+    assert [(v.blob, v.kind) for v in report.violations] == [(too_long, UNBACKUPABLE)]
     assert "Azure allows at most 1024" in report.violations[0].detail
     assert report.blobs_checked == len(AWKWARD) + 1
     reliability.record("awkward blob names (quotes, %, ?, #, \\, 6 scripts, emoji, trailing . and /, 900 chars)",
-                       tries=len(AWKWARD) + 1, messages_poisoned=1,
+                       tries=len(AWKWARD) + 1, messages_poisoned=0,
                        outcome=f"{len(AWKWARD)} backed up byte for byte under their contract names; a 1,024-character "
-                       "name (backup name over Azure's limit) poisoned with that reason and listed by verify",
-                       verify=f"clean except the refused name ({MISSING_BACKUP})")
+                       "name (backup name over Azure's limit) snapshotted, reported as unbackupable with that reason "
+                       "and never queued; listed by verify",
+                       verify=f"clean except the refused name ({UNBACKUPABLE})")

@@ -38,7 +38,8 @@ def test_produce_drain_status_reconcile(cli_env: Lake, capsys: pytest.CaptureFix
     assert code == 0 and json.loads(out)["backup_requests"] == 3
     code, out, _ = run(capsys, "--json", "status")
     status = json.loads(out)
-    assert status["containers"] == [{"container": "raw", "blobs": 3, "snapshot_current": 3, "backup_current": 0}]
+    assert status["containers"] == [{"container": "raw", "blobs": 3, "snapshot_current": 3, "backup_current": 0,
+                                   "unbackupable": 0}]
     assert status["queue_length"] == 3 and not status["fully_protected"]
     code, out, _ = run(capsys, "--json", "drain")
     assert code == 0 and json.loads(out) == {"processed": 3, "failed_tries": 0, "poisoned": 0}

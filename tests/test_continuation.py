@@ -242,10 +242,11 @@ def seed_names(lake: Lake, container: str, names: list[str]) -> None:
 @pytest.mark.parametrize("prefix", [None, "数据" * 250])
 def test_scans_stopping_right_after_long_cjk_names_resume_on_page_one_and_on_later_pages(
         lake: Lake, tiny_budget: None, prefix: str | None) -> None:
-    """Names of 1,000 CJK characters: calls stop after them on the first page (marker None) and on the second,
-    whose Azurite marker is itself such a name; with a long CJK prefix too. Every token is accepted."""
+    """Names of 975 CJK characters (the longest whose backup names stay within Azure's 1,024): calls stop
+    after them on the first page (marker None) and on the second, whose Azurite marker is itself such a
+    name; with a long CJK prefix too. Every token is accepted."""
     head = prefix or ""
-    names = [head + "湖" * (995 - len(head)) + f"{i:05d}" for i in range(2 * PAGE // 2 + PAGE // 5)]
+    names = [head + "湖" * (970 - len(head)) + f"{i:05d}" for i in range(2 * PAGE // 2 + PAGE // 5)]
     seed_names(lake, "cjk", names)
     params = {"container": "cjk", **({"prefix": prefix} if prefix else {})}
     bodies = follow(PRODUCER, params)  # each call answered 200: each token fitted

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
 
+from shared_code.core.backupable import why_unbackupable
 from shared_code.storage.clients import backup_container_client, blob_service, queue_client
 from shared_code.core.detect import backup_key, judge
 from shared_code.storage.cursor import iterate_groups
@@ -22,6 +23,7 @@ class ContainerStatus:
     blobs: int = 0
     snapshot_current: int = 0
     backup_current: int = 0
+    unbackupable: int = 0  # current versions without a backup that can never have one (backupable.py)
 
 
 @dataclass
@@ -55,7 +57,10 @@ def container_status(settings: Settings, container: str) -> ContainerStatus:
             continue
         status.blobs += 1
         status.snapshot_current += not verdict.needs_snapshot
-        status.backup_current += backup_key(backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)) in keys
+        backed_up = backup_key(backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)) in keys
+        status.backup_current += backed_up
+        status.unbackupable += not backed_up and why_unbackupable(verdict.name, verdict.last_modified,
+                                                                  verdict.etag) is not None
     return status
 
 
@@ -70,8 +75,8 @@ def lake_status(settings: Settings, container: str | None = None) -> LakeStatus:
 
 
 def format_status(status: LakeStatus) -> str:
-    lines = [f"{'container':<24} {'blobs':>8} {'snapshot ok':>12} {'backup ok':>10}"]
+    lines = [f"{'container':<24} {'blobs':>8} {'snapshot ok':>12} {'backup ok':>10} {'unbackupable':>13}"]
     for c in status.containers:
-        lines.append(f"{c.container:<24} {c.blobs:>8} {c.snapshot_current:>12} {c.backup_current:>10}")
+        lines.append(f"{c.container:<24} {c.blobs:>8} {c.snapshot_current:>12} {c.backup_current:>10} {c.unbackupable:>13}")
     lines.append(f"queue: {status.queue_length} pending, {status.poison_length} poison")
     return "\n".join(lines)

@@ -2,7 +2,10 @@
 
 The invariant: every current base blob version in the source account has
 (a) a snapshot carrying its ETag, and (b) a backup under the contract name
-(`naming.backup_blob_name`) holding identical bytes. Backups under a contract
+(`naming.backup_blob_name`) holding identical bytes; and every older version
+a snapshot holds has a backup too (what reconciliation requests). A version
+the worker refuses (`backupable.why_unbackupable`) is its own kind,
+`unbackupable`, with the reason. Backups under a contract
 name must also carry the provenance stamp the worker writes (`source_etag`,
 see `worker.backup_metadata`) and agree with it: a backup without the stamp is
 an unverified copy (a worker killed between copy and check, or a copy made
@@ -26,7 +29,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Mapping
+from typing import AbstractSet, Any, Mapping
 from urllib.parse import unquote
 
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -36,8 +39,10 @@ from shared_code.storage.clients import backup_container_client, blob_service
 from shared_code.core.detect import ListedBlob, backup_key, judge
 from shared_code.core.errors import ContainerNotFound, InvalidInput
 from shared_code.storage.pages import FAILED_COPY_STATES
-from shared_code.storage.cursor import iterate_groups
-from shared_code.core.naming import MAX_BLOB_NAME, backup_blob_name, normalize_etag, validate_container_name
+from shared_code.storage.cursor import iterate_groups, never_settled
+from shared_code.core.backupable import why_unbackupable
+from shared_code.core.naming import backup_blob_name, normalize_etag, validate_container_name
+from shared_code.core.scan_plan import REQUEST, plan
 from shared_code.core.settings import Settings
 from shared_code.storage.containers import lake_container_names
 from shared_code.storage.content import streamed_sha256
@@ -47,7 +52,8 @@ MISSING_SNAPSHOT = "missing snapshot"
 MISSING_BACKUP = "missing backup"
 CONTENT_MISMATCH = "content mismatch"
 ORPHANED_METADATA = "orphaned metadata"
-KINDS = (MISSING_SNAPSHOT, MISSING_BACKUP, CONTENT_MISMATCH, ORPHANED_METADATA)
+UNBACKUPABLE = "unbackupable"  # a version the worker refuses (backupable.why_unbackupable): never backed up
+KINDS = (MISSING_SNAPSHOT, MISSING_BACKUP, CONTENT_MISMATCH, ORPHANED_METADATA, UNBACKUPABLE)
 
 # A contract name ends in `_{etag}{ext}`, ext being posixpath.splitext's (a dot, then no dot or slash).
 _NAMED_ETAG = re.compile(r"_(0x[0-9A-Fa-f]{1,32})(?:\.[^./]*)?$")
@@ -131,16 +137,26 @@ def check_version(container: str, group: list[ListedBlob], source: Content, back
                                     f"({verdict.snapshot_count} snapshot(s) of older versions)"))
     hash_needed = False
     if backup is None:
-        detail = (f"cannot be backed up: its backup name would be {len(backup_name)} characters and Azure allows "
-                  f"at most {MAX_BLOB_NAME} (rename the blob)" if len(backup_name) > MAX_BLOB_NAME
-                  else f"no backup named {backup_name!r}")
-        violations.append(Violation(container, verdict.name, MISSING_BACKUP, detail))
+        problem = why_unbackupable(verdict.name, verdict.last_modified, verdict.etag)
+        if problem is not None:
+            violations.append(Violation(container, verdict.name, UNBACKUPABLE, f"cannot be backed up: {problem}"))
+        else:
+            violations.append(Violation(container, verdict.name, MISSING_BACKUP, f"no backup named {backup_name!r}"))
     else:
         comparison = compare_listed(source, backup, deep)
         if comparison is Comparison.DIFFERENT:
             violations.append(Violation(container, verdict.name, CONTENT_MISMATCH, _listed_difference(source, backup)))
         hash_needed = comparison is Comparison.HASH
     return VersionCheck(violations, hash_needed, holding[-1] if holding else None)
+
+
+def older_versions_unprotected(container: str, group: list[ListedBlob], backups: AbstractSet[bytes]) -> list[Violation]:
+    """Older versions a snapshot holds but no backup does: what reconciliation requests (`scan_plan.plan`)."""
+    verdict, actions = plan(group, backups)
+    current = verdict.etag if verdict is not None else None
+    return [Violation(container, a.name, MISSING_BACKUP if a.kind == REQUEST else UNBACKUPABLE,
+                      a.reason if a.kind == REQUEST else f"older version {a.etag} cannot be backed up: {a.reason}")
+            for a in actions if a.etag != current and a.kind in (REQUEST, UNBACKUPABLE)]
 
 
 def _listed_difference(source: Content, backup: Content) -> str:
@@ -228,7 +244,8 @@ def verify_container(settings: Settings, container: str, deep: bool, report: Ver
         refusal = str(exc)  # the app refuses to back this container up: every blob is missing its backup
     backups = _backups(container, backup_client, report) if backup_client is not None else {}
     try:
-        for group, _ in iterate_groups(source, None):  # a 404 here: the source container is gone
+        # every version of every name (older ones need their backups too); a 404 here: the source is gone
+        for group, _ in iterate_groups(source, None, settled=never_settled):
             verdict = judge(group)
             if verdict is None:
                 continue
@@ -237,7 +254,7 @@ def verify_container(settings: Settings, container: str, deep: bool, report: Ver
             name = backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)
             check = check_version(container, group, Content(base.size or 0, base.md5), name,
                                   backups.get(backup_key(name)), deep)
-            for violation in check.violations:
+            for violation in check.violations + older_versions_unprotected(container, group, backups.keys()):
                 detail = refusal if violation.kind == MISSING_BACKUP and refusal else violation.detail
                 report.violations.append(Violation(violation.container, violation.blob, violation.kind, detail))
             if check.hash_needed:

@@ -19,7 +19,8 @@ is stored as a flag, and since every listed name starts with the scan's prefix,
 prefix (the service's limit, `naming.MAX_PREFIX`) of 4-byte characters: 85
 header bytes + 4,096 name bytes = 4,181 bytes, 5,575 base64 characters, plus
 23 for the signature: 5,598 <= 8,192, with room for an opaque Azure marker of
-up to 1,945 bytes beside it (6,126 payload bytes fit). A longer marker is dropped:
+up to 1,945 bytes beside it (6,126 payload bytes fit). The error count (4
+bytes) and the saved state's scan id (2 + 16 bytes) come out of that room. A longer marker is dropped:
 the token then resumes from the start of the listing, skipping to `after`,
 which is just as exact and costs only the re-listed pages.
 """
@@ -42,8 +43,9 @@ _SIGNATURE_BYTES = 16
 _SIGNED_CHARS = 1 + len(base64.urlsafe_b64encode(bytes(_SIGNATURE_BYTES)).rstrip(b"="))  # "." + signature
 MAX_PAYLOAD_BYTES = (MAX_TOKEN_CHARS - _SIGNED_CHARS) * 3 // 4  # base64 without padding: 4 chars per 3 bytes
 _RAW, _ZLIB = 0, 1
-_WHOLE_ACCOUNT, _PREFIX, _MARKER, _MARKER_IS_AFTER, _AFTER, _AFTER_WITHOUT_PREFIX = (1 << bit for bit in range(6))
+_WHOLE_ACCOUNT, _PREFIX, _MARKER, _MARKER_IS_AFTER, _AFTER, _AFTER_WITHOUT_PREFIX, _STATE = (1 << bit for bit in range(7))
 _LENGTH = struct.Struct(">H")
+_ERRORS = struct.Struct(">I")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class ScanToken:
     prefix: str | None
     whole_account: bool
     position: Position
+    errors: int = 0  # errors of the scan's calls so far: its last call answers 500 if any (see http_api)
+    state: str | None = None  # the scan id of the backup keys saved between calls (storage.scan_state)
 
 
 def _b64(data: bytes) -> str:
@@ -73,7 +77,8 @@ def _field(text: str) -> bytes:
 
 
 def _body(token: ScanToken) -> bytes:
-    """Flags, then length-prefixed UTF-8 fields: operation, container, [prefix], [marker], [after]."""
+    """Flags, the error count, then length-prefixed UTF-8 fields: operation, container, [prefix], [marker],
+    [after], [state]."""
     marker, after, prefix = token.position.marker, token.position.after, token.prefix
     flags = _WHOLE_ACCOUNT if token.whole_account else 0
     fields = [_field(token.operation), _field(token.container)]
@@ -91,7 +96,10 @@ def _body(token: ScanToken) -> bytes:
             flags |= _AFTER_WITHOUT_PREFIX
             after = after[len(prefix):]
         fields.append(_field(after))
-    return bytes([flags]) + b"".join(fields)
+    if token.state is not None:
+        flags |= _STATE
+        fields.append(_field(token.state))
+    return bytes([flags]) + _ERRORS.pack(min(token.errors, 2**32 - 1)) + b"".join(fields)
 
 
 def _payload(token: ScanToken) -> bytes:
@@ -145,7 +153,9 @@ def _unpack(payload: bytes) -> bytes:
 
 def _parse(payload: bytes) -> tuple[str, ScanToken]:
     body = _unpack(payload)
-    flags, fields = body[0], _Reader(body[1:])
+    flags = body[0]
+    (errors,) = _ERRORS.unpack_from(body, 1)
+    fields = _Reader(body[1 + _ERRORS.size:])
     operation, container = fields.text(), fields.text()
     prefix = fields.text() if flags & _PREFIX else None
     marker = fields.text() if flags & _MARKER else None
@@ -154,9 +164,11 @@ def _parse(payload: bytes) -> tuple[str, ScanToken]:
         after = (prefix or "") + after
     if flags & _MARKER_IS_AFTER:
         marker = after
+    state = fields.text() if flags & _STATE else None
     if not fields.done():
         raise ValueError("trailing bytes")
-    return operation, ScanToken(operation, container, prefix, bool(flags & _WHOLE_ACCOUNT), Position(marker, after))
+    return operation, ScanToken(operation, container, prefix, bool(flags & _WHOLE_ACCOUNT), Position(marker, after),
+                                errors, state)
 
 
 def decode_token(text: str, key: bytes, operation: str) -> ScanToken:

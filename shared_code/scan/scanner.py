@@ -2,9 +2,15 @@
 
 `produce` (ingestion pipelines, one container): snapshot every new or changed
 blob and request its backup. `reconcile` (admins, whole account): the same
-snapshots, plus a backup request for every current version whose backup is
-missing. Both decide from one listing of the source container (and, for
-reconcile, one of the backup container): no request per unchanged blob.
+snapshots, plus a backup request for every version a snapshot holds whose
+backup is missing. Both decide from one listing of the source container (and,
+for reconcile, one of the backup container): no request per unchanged blob.
+The decisions are `scan_plan.plan`'s; this module only executes its actions.
+
+Whole-account reconciliation keeps going past what it cannot do: a blob or
+container that fails is reported in `errors` (the continuation token carries
+their count), a version the worker would refuse is counted as `unbackupable`,
+and a container deleted mid-scan is skipped (`containers_vanished`).
 """
 from __future__ import annotations
 
@@ -20,13 +26,14 @@ from shared_code.storage.clients import backup_container_client, blob_service, q
 from shared_code.core.counters import LockedCounters
 from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline
 from shared_code.scan.continuation import ScanToken, decode_token, encode_token
-from shared_code.core.detect import Verdict, backup_key, judge
+from shared_code.core.detect import backup_key, is_settled
 from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
 from shared_code.storage.pages import PageReader
-from shared_code.storage.cursor import Position, iterate_groups, start_reading
+from shared_code.storage.cursor import Position, iterate_groups, never_settled, start_reading
 from shared_code.core.messages import BackupRequest
 from shared_code.core.naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
 from shared_code.scan.pool import BoundedPool
+from shared_code.core.scan_plan import REQUEST, SNAPSHOT, Action, plan
 from shared_code.core.settings import Settings
 from shared_code.storage.containers import lake_container_names
 from shared_code.storage.backup_keys import BackupKeysAhead, present_backup_keys
@@ -39,8 +46,13 @@ log = logging.getLogger(__name__)
 Mode = Literal["produce", "reconcile"]
 Progress = Callable[[str, int], None]
 PROGRESS_EVERY = 1000
+UNBACKUPABLE_LISTED = 100  # per call: all are counted, the first ones listed with their reason (bounded answer)
 WRITE_DRAIN_SHARE = 0.1
 CLOCK: Clock = SYSTEM_CLOCK  # read at call time: tests make time advance per deadline check
+
+
+class ContainerVanished(ContainerNotFound):
+    """The source container was deleted after its scan had started (whole-account scans skip it)."""
 
 
 @dataclass
@@ -53,9 +65,21 @@ class ScanReport(LockedCounters):
     snapshots_created: int = 0
     backup_requests: int = 0
     vanished: int = 0
+    containers_vanished: int = 0
+    unbackupable: int = 0
+    unbackupable_blobs: list[dict[str, str]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     complete: bool = True
     continuation: str | None = None
+    # Errors of the earlier calls of this scan (carried by the continuation token): an HTTP scan
+    # answers 200 while it continues, so only its last call can report that the scan had errors.
+    _errors_before: int = 0
+
+    @property
+    def error_count(self) -> int:
+        """Errors of the whole scan so far, every call included."""
+        with self._lock:
+            return self._errors_before + len(self.errors)
 
     def suspend(self, continuation: str) -> None:
         """The scan ran out of time: the caller resumes with `continuation`."""
@@ -68,10 +92,20 @@ class ScanReport(LockedCounters):
         with self._lock:
             self.errors.append(entry)
 
+    def not_backupable(self, container: str, action: Action) -> None:
+        """Count a version the worker would refuse; list the first UNBACKUPABLE_LISTED of them."""
+        log.warning("%s/%r cannot be backed up: %s", container, action.name[:200], action.reason)
+        with self._lock:
+            self.unbackupable += 1
+            if len(self.unbackupable_blobs) < UNBACKUPABLE_LISTED:
+                self.unbackupable_blobs.append({"container": container, "blob": action.name, "etag": action.etag,
+                                                "reason": action.reason})
+
     def as_dict(self) -> dict[str, object]:
         with self._lock:
             data: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
             data["errors"] = [dict(e) for e in self.errors]
+            data["unbackupable_blobs"] = [dict(e) for e in self.unbackupable_blobs]
         return data
 
 
@@ -117,52 +151,61 @@ class _Scan:
         stopped_at: Position | None = None
         reader = reader or start_reading(self.source, prefix, start)  # the source's first page loads meanwhile
         reader.on_last_page = on_last_page
-        with reader, storage_errors(f"scanning container {self.container!r}"), BoundedPool(self.workers) as pool:
-            if self.mode == "reconcile":
-                self._list_backups()
-            try:
-                for group, position in iterate_groups(self.source, prefix, start, reader=reader):
-                    verdict = judge(group)
+        try:
+            with reader, storage_errors(f"scanning container {self.container!r}"), BoundedPool(self.workers) as pool:
+                if self.mode == "reconcile":
+                    self._list_backups()
+                # Reconciliation backs up older snapshotted versions too: it needs every version of a name.
+                settled = never_settled if self.mode == "reconcile" else is_settled
+                for group, position in iterate_groups(self.source, prefix, start, reader=reader, settled=settled):
+                    verdict, actions = plan(group, self.backups)
                     if verdict is None:
                         directories += any(e.is_directory and e.snapshot is None for e in group)
                     else:
                         scanned += 1
                         if self.progress is not None and scanned % PROGRESS_EVERY == 0:
                             self.progress(self.container, scanned)
-                        if verdict.needs_snapshot:
-                            pool.submit(self._snapshot_and_request, verdict)
-                        elif self.mode == "reconcile" and not self._has_backup(
-                            verdict.name, verdict.etag, verdict.last_modified
-                        ):
-                            pool.submit(self._request, verdict.name, verdict.etag, verdict.newest_snapshot)
+                    for action in actions:
+                        if action.kind == SNAPSHOT:
+                            pool.submit(self._snapshot_and_request, action)
+                        elif action.kind == REQUEST:
+                            pool.submit(self._request, action.name, action.etag, action.snapshot)
+                        else:
+                            self.report.not_backupable(self.container, action)
                     if deadline is not None and deadline.expired():
                         stopped_at = position
                         break
-            except ResourceNotFoundError as exc:
-                if scanned == 0 and start == Position():
-                    raise ContainerNotFound(f"container {self.container!r} does not exist in the source account") from exc
-                raise
-        self.report.add(scanned=scanned, directories_skipped=directories, containers=1)
+        except ResourceNotFoundError as exc:
+            # The source container is gone (listings of a missing backup container read as empty).
+            if scanned == 0 and start == Position():
+                raise ContainerNotFound(f"container {self.container!r} does not exist in the source account") from exc
+            self.report.add(containers_vanished=1)
+            raise ContainerVanished(f"container {self.container!r} was deleted while it was scanned") from exc
+        finally:
+            self.report.add(scanned=scanned, directories_skipped=directories)  # what was decided counts
+        self.report.add(containers=1)
         if self.progress is not None:
             self.progress(self.container, scanned)
         return stopped_at
 
-    def _snapshot_and_request(self, verdict: Verdict) -> None:
-        blob = self.source.get_blob_client(verdict.name)
+    def _snapshot_and_request(self, action: Action) -> None:
+        blob = self.source.get_blob_client(action.name)
         try:
-            taken: SnapshotTaken | None = take_snapshot(blob, verdict.etag, verdict.last_modified)
+            taken: SnapshotTaken | None = take_snapshot(blob, action.etag, action.last_modified)
         except BackupError as exc:
-            self.report.error(self.container, str(exc), blob=verdict.name)
+            self.report.error(self.container, str(exc), blob=action.name)
             return
         if taken is None:
-            log.info("blob %r was deleted before its snapshot; nothing to back up", verdict.name)
+            log.info("blob %r was deleted before its snapshot; nothing to back up", action.name)
             self.report.add(vanished=1)
             return
         self.report.add(snapshots_created=1)
-        if self.mode == "reconcile" and self._has_backup(verdict.name, taken.etag, taken.last_modified):
+        if not action.request:
+            return  # unbackupable (reported by its own action): the snapshot is its only protection
+        if self.mode == "reconcile" and self._has_backup(action.name, taken.etag, taken.last_modified):
             return
         try:
-            self._request(verdict.name, taken.etag, taken.snapshot)
+            self._request(action.name, taken.etag, taken.snapshot)
         except AzureError:
             # A snapshot whose request was never sent would make the blob look
             # protected to the next producer run: remove it so that run re-detects it.
@@ -211,10 +254,10 @@ def produce(settings: Settings, container: str | None, prefix: str | None = None
     backup_container_name(container, settings.backup_container_suffix)  # refuse now, not in the worker
     if prefix:
         validate_prefix(prefix)
-    report = ScanReport()
+    report = ScanReport(_errors_before=token.errors if token is not None else 0)
     stopped = _Scan(settings, container, "produce", report, progress).run(prefix, start, _listing_deadline(budget))
     if stopped is not None:
-        report.suspend(encode_token(ScanToken("produce", container, prefix or None, False, stopped),
+        report.suspend(encode_token(ScanToken("produce", container, prefix or None, False, stopped, report.error_count),
                                     settings.continuation_key))
     return report
 
@@ -239,14 +282,14 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
         if container is None:
             raise InvalidInput("prefix needs a container: reconcile one container's prefix, or the whole account")
         validate_prefix(prefix)
-    report = ScanReport()
+    report = ScanReport(_errors_before=token.errors if token is not None else 0)
     deadline = _listing_deadline(budget)
     if container is not None:
         validate_container_name(container)
         stopped = _Scan(settings, container, "reconcile", report, progress).run(prefix, start, deadline)
         if stopped is not None:
-            report.suspend(encode_token(ScanToken("reconcile", container, prefix or None, False, stopped),
-                                        settings.continuation_key))
+            report.suspend(encode_token(ScanToken("reconcile", container, prefix or None, False, stopped,
+                                                  report.error_count), settings.continuation_key))
         return report
     with storage_errors("listing the source account's containers"):
         names = lake_container_names(blob_service(settings.source))
@@ -256,7 +299,10 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
     try:
         for index, name in enumerate(names):
             position = start if token is not None and name == token.container else Position()
-            if deadline is not None and deadline.expired():
+            if index > 0 and deadline is not None and deadline.expired():
+                # Only once this call has run a container (which decides at least one name, or
+                # finishes or skips it): a budget spent before the first one must not stop the call
+                # where it started, or every call would answer the same token forever.
                 stopped: Position | None = position
             else:
                 with ahead.taken(name) as (backups, first_page):
@@ -264,7 +310,7 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
                     stopped = _reconcile_one(settings, name, report, progress, position, deadline,
                                              backups, first_page, ahead.start_first_page)
             if stopped is not None:
-                report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped),
+                report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped, report.error_count),
                                             settings.continuation_key))
                 return report
         return report
@@ -339,6 +385,8 @@ def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: 
     try:
         return _Scan(settings, name, "reconcile", report, progress, backups_ahead).run(
             None, start, deadline, first_page, on_last_page)
+    except ContainerVanished:
+        log.warning("container %r was deleted while it was reconciled; the rest of it skipped", name)
     except ContainerNotFound:
         log.info("container %r was deleted during reconciliation; skipped", name)
     except StorageUnavailable:

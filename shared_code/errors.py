@@ -43,3 +43,8 @@ class SourceLeased(BackupError):
 class SourceSuperseded(BackupError):
     """The requested version is no longer current (rewritten or deleted): a newer
     request covers it, so the message is done, not failed."""
+
+
+class DestinationChanged(BackupError):
+    """Someone else wrote the backup blob between our look at it and our copy (a twin delivery):
+    the copy was refused by its destination condition, so look at the backup again."""

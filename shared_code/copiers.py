@@ -220,6 +220,8 @@ class AdfCopier:
             raise
         written = job.backup.get_blob_properties().etag  # before the check: the stamp is for these bytes only
         discard_if_source_moved(job, "ADF copy")
+        if job.tags:  # a Binary copy does not carry index tags (setting them leaves the ETag as it is)
+            job.backup.set_blob_tags(job.tags)
         try:
             job.backup.set_blob_metadata(job.metadata, etag=written, match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError as exc:

@@ -136,6 +136,7 @@ def test_a_late_duplicate_delivery_never_overwrites_a_verified_backup(lake: Lake
     """Finding 11. Regression: copies had no destination condition; a twin that looked before the first
     delivery's backup existed and copied after it overwrote the verified backup. The copy now creates
     the backup only if absent (If-None-Match: *); the twin then finds the backup done."""
+    monkeypatch.setenv("USING_BLOB_LEASE", "false")  # the old code's lease would serialize the twins in this test
     lake.upload("raw", "twin.csv", b"the version")
     produce(lake.settings, "raw")
     [body] = lake.messages()

@@ -90,13 +90,20 @@ def source_still_current(job: CopyJob) -> bool:
         return False
 
 
-def discard_if_source_moved(job: CopyJob, what: str) -> None:
-    """After a copy that read the base blob: keep the backup only if the version never changed."""
+def discard_if_source_moved(job: CopyJob, what: str, written_etag: str | None = None) -> None:
+    """After a copy that read the base blob: keep the backup only if the version never changed.
+
+    With `written_etag` (what the copy left) only those bytes are deleted: a
+    twin's backup written since is its own to judge.
+    """
     if source_still_current(job):
         return
+    condition: dict[str, Any] = {}
+    if written_etag is not None:
+        condition = {"etag": written_etag, "match_condition": MatchConditions.IfNotModified}
     try:
-        job.backup.delete_blob()
-    except ResourceNotFoundError:
+        job.backup.delete_blob(**condition)
+    except (ResourceNotFoundError, ResourceModifiedError):
         pass
     raise SourceSuperseded(f"blob {job.blob_name!r} changed during its {what}; the unverified backup was removed")
 
@@ -219,7 +226,7 @@ class AdfCopier:
             discard_if_source_moved(job, "ADF copy")
             raise
         written = job.backup.get_blob_properties().etag  # before the check: the stamp is for these bytes only
-        discard_if_source_moved(job, "ADF copy")
+        discard_if_source_moved(job, "ADF copy", written)
         if job.tags:  # a Binary copy does not carry index tags (setting them leaves the ETag as it is)
             job.backup.set_blob_tags(job.tags)
         try:

@@ -147,7 +147,7 @@ def test_a_worker_killed_before_verifying_leaves_no_wrong_backup_after_the_retry
         lake.upload("raw", "hot.csv", b"v2 written during the copy")
         real_wait(self, run_id, deadline)
 
-    def killed(job, what):  # type: ignore[no-untyped-def]
+    def killed(job, what, written_etag=None):  # type: ignore[no-untyped-def]
         raise WorkerKilled()
 
     monkeypatch.setattr(copiers.AdfCopier, "_wait", rewrite_during_run)

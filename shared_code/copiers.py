@@ -2,7 +2,9 @@
 
 `Copier.copy(job, deadline)` returns only when the backup blob is complete and
 holds exactly the requested version; it raises `CopyFailed` (retry the
-message) or `SourceSuperseded` (the version is gone, nothing to back up).
+message), `SourceSuperseded` (the base blob the copy read moved on: look for a
+snapshot of the version) or `DestinationChanged` (someone else wrote the
+backup name meanwhile: look at it again).
 Neither engine moves blob bytes through the function process.
 """
 from __future__ import annotations

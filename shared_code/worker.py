@@ -1,11 +1,13 @@
 """The queue worker: turn one backup request into one complete backup, or say why not.
 
-Delivery is at least once, so every step is idempotent: a request whose
-version is gone is superseded, a backup that exists is done, and only a copy
-that finished and succeeded lets the message go. Every failure to copy raises,
+Delivery is at least once, so every step is idempotent: a request is served
+from a snapshot holding its version whatever the base blob did since, and is
+superseded only when no copy of that version is left; a verified backup that
+exists is done, and only a copy that finished and succeeded lets the message go. Every failure to copy raises,
 so the host retries and finally poisons the message; a backup request is never
-silently dropped. A message that can never succeed (malformed) is moved to the
-poison queue at once, with the reason in the log.
+silently dropped. A message that can never succeed (malformed, or a blob whose
+metadata cannot sit beside the provenance stamp) is moved to the poison queue
+at once, with the reason in the log.
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import pytest
 from azure.storage.blob import BlobLeaseClient
 
 from shared_code import copiers
+from shared_code.copiers import BlobCopier
 from shared_code.messages import BackupRequest
 from shared_code.naming import backup_blob_name
 from shared_code.worker import Outcome, handle_message
@@ -152,11 +153,15 @@ def test_lease_mode_releases_the_lease_after_success(lake: Lake) -> None:
     assert lake.source.get_blob_client("raw", "a.csv").get_blob_properties().lease.state == "available"
 
 
-def test_large_blobs_use_an_asynchronous_copy_that_is_polled(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(copiers, "SYNC_COPY_MAX_BYTES", 1024)
+def test_large_blobs_use_an_asynchronous_copy_that_is_polled(lake: Lake) -> None:
+    """The synchronous-copy limit is the copier's (scaled down here), not a module global."""
+    from tests.test_copy_conformance import recorded_copies
     lake.upload("raw", "big.bin", bytes(range(256)) * 64)
     call_http(PRODUCER, params={"container": "raw"})
-    assert lake.drain().succeeded == 1
+    [body] = lake.messages()
+    with recorded_copies() as recorder:
+        assert handle_message(body, lake.settings, server_copier=BlobCopier(sync_copy_max_bytes=1024)) is Outcome.BACKED_UP
+    assert [c.synchronous for c in recorder.copies] == [False]
     assert_backed_up(lake, "raw", "big.bin")
     props = lake.backup.get_blob_client("rawbak", lake.backup_names("raw")[0]).get_blob_properties()
     assert props.copy.status == "success"

@@ -104,7 +104,7 @@ def test_a_run_that_never_finishes_is_cancelled_at_the_deadline(adf_lake, monkey
 def test_a_blob_rewritten_during_the_run_leaves_no_wrong_backup(adf_lake, monkeypatch: pytest.MonkeyPatch, lease: str) -> None:  # type: ignore[no-untyped-def]
     """ADF copies the base blob: if it changed mid-run (no lease, or a lease lost because its renewal
     failed), the backup may hold the new bytes under the old name. Regression: with lease mode on,
-    the ETag was not re-checked."""
+    the ETag was not re-checked. The version still has its snapshot, so it is backed up from there."""
     from azure.storage.blob import BlobLeaseClient
     lake, adf, _ = adf_lake
     monkeypatch.setenv("USING_BLOB_LEASE", "false" if lease == "false" else "true")
@@ -121,10 +121,12 @@ def test_a_blob_rewritten_during_the_run_leaves_no_wrong_backup(adf_lake, monkey
         real_wait(self, run_id, deadline)
 
     monkeypatch.setattr(copiers.AdfCopier, "_wait", rewrite_then_wait)
-    assert worker.handle_message(body, lake.settings) is worker.Outcome.SUPERSEDED
-    assert adf.runs[0].status == "Succeeded"
-    assert lake.backup_names("raw") == []
-    assert json.loads(body)["blob_name"] == "hot.csv"
+    assert worker.handle_message(body, lake.settings) is worker.Outcome.BACKED_UP
+    assert [r.status for r in adf.runs] == ["Succeeded"]  # the base moved: v1 came from its snapshot instead
+    [name] = lake.backup_names("raw")
+    backup = lake.backup.get_blob_client("rawbak", name)
+    assert backup.download_blob().readall() == b"v1"
+    assert backup.get_blob_properties().metadata["source_etag"] == json.loads(body)["etag"]
 
 
 class WorkerKilled(BaseException):
@@ -133,7 +135,8 @@ class WorkerKilled(BaseException):
 
 def test_a_worker_killed_before_verifying_leaves_no_wrong_backup_after_the_retry(adf_lake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Regression: killed between the ADF run and its ETag check, with the blob rewritten meanwhile,
-    the wrong bytes stayed under the old version's name and the retry returned 'superseded'."""
+    the wrong bytes stayed under the old version's name and the retry returned 'superseded'. The
+    unstamped backup is now replaced by a copy of the version's snapshot."""
     lake, adf, _ = adf_lake
     monkeypatch.setenv("USING_BLOB_LEASE", "false")
     lake.upload("raw", "hot.csv", b"v1")
@@ -145,7 +148,7 @@ def test_a_worker_killed_before_verifying_leaves_no_wrong_backup_after_the_retry
         lake.upload("raw", "hot.csv", b"v2 written during the copy")
         real_wait(self, run_id, deadline)
 
-    def killed(job, what):  # type: ignore[no-untyped-def]
+    def killed(job, what, written_etag=None):  # type: ignore[no-untyped-def]
         raise WorkerKilled()
 
     monkeypatch.setattr(copiers.AdfCopier, "_wait", rewrite_during_run)
@@ -154,14 +157,19 @@ def test_a_worker_killed_before_verifying_leaves_no_wrong_backup_after_the_retry
         worker.handle_message(body, lake.settings)
     [left] = lake.backup_names("raw")
     assert lake.backup.get_blob_client("rawbak", left).download_blob().readall() == b"v2 written during the copy"
+    assert "source_etag" not in lake.backup.get_blob_client("rawbak", left).get_blob_properties().metadata  # no stamp yet
     monkeypatch.setattr(copiers.AdfCopier, "_wait", real_wait)  # the retry runs in a healthy worker
     monkeypatch.setattr(copiers, "discard_if_source_moved", real_check)
-    assert worker.handle_message(body, lake.settings) is worker.Outcome.SUPERSEDED
-    assert lake.backup_names("raw") == []
+    assert worker.handle_message(body, lake.settings) is worker.Outcome.BACKED_UP
+    [fixed] = lake.backup_names("raw")
+    backup = lake.backup.get_blob_client("rawbak", fixed)
+    assert backup.download_blob().readall() == b"v1"  # replaced (If-Match on its ETag) by a copy of the snapshot
+    assert backup.get_blob_properties().metadata["source_etag"] == json.loads(body)["etag"]
 
 
-def test_a_correct_backup_without_provenance_is_kept_when_superseded(lake: Lake) -> None:
-    """Backups made by the original app carry no metadata: the superseded path must not delete a correct one."""
+def test_a_correct_backup_without_provenance_is_kept_after_a_rewrite(lake: Lake) -> None:
+    """Backups made by the original app carry no metadata: once the base moved on, one whose bytes equal
+    the version's snapshot is kept (and stamped), never deleted or copied again."""
     from shared_code.core.messages import BackupRequest
     lake.upload("raw", "a.csv", b"v1")
     props = lake.source.get_blob_client("raw", "a.csv").get_blob_properties()
@@ -171,5 +179,8 @@ def test_a_correct_backup_without_provenance_is_kept_when_superseded(lake: Lake)
     lake.backup.get_blob_client("rawbak", name).upload_blob(b"v1")
     lake.upload("raw", "a.csv", b"v2")
     body = BackupRequest("raw", "a.csv", props.etag.strip('"'), snapshot).to_json().encode()
-    assert worker.handle_message(body, lake.settings) is worker.Outcome.SUPERSEDED
-    assert lake.backup.get_blob_client("rawbak", name).download_blob().readall() == b"v1"
+    created = lake.backup.get_blob_client("rawbak", name).get_blob_properties().creation_time
+    assert worker.handle_message(body, lake.settings) is worker.Outcome.ALREADY_BACKED_UP
+    kept = lake.backup.get_blob_client("rawbak", name)
+    assert kept.download_blob().readall() == b"v1" and kept.get_blob_properties().creation_time == created
+    assert kept.get_blob_properties().metadata["source_etag"] == props.etag.strip('"')

@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
-from azure.storage.blob import BlobLeaseClient
 from azure.storage.queue import QueueClient
 
+from shared_code.backup import copiers
 from shared_code.admin import requeue
 from shared_code.surfaces.cli import main
 from shared_code.core.errors import StorageUnavailable
@@ -33,25 +33,26 @@ def poison_bodies(lake: Lake) -> list[bytes]:
 
 @pytest.mark.reliability
 def test_poisoned_requests_come_back_intact_after_the_cause_is_fixed(
-        cli_env: Lake, capsys: pytest.CaptureFixture[str]) -> None:
-    """Someone else's lease blocks every try: poisoned; lease released, requeue-poison, drain, verify clean."""
+        cli_env: Lake, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service refuses the copy source on every try (a SAS it cannot verify, standing for a missing
+    permission): poisoned; cause fixed, requeue-poison, drain, verify clean. (Someone else's lease no
+    longer blocks a copy: the `blob` engine reads a snapshot and takes no lease.)"""
     lake = cli_env
     names = ["locked/a.csv", "locked/ünïcode b.csv"]
     for name in names:
         lake.upload("raw", name, f"bytes of {name}".encode())
     assert call_http(PRODUCER, params={"container": "raw"})[0] == 200
     sent = sorted(lake.messages())
-    leases = [BlobLeaseClient(lake.source.get_blob_client("raw", name)) for name in names]
-    for lease in leases:
-        lease.acquire(lease_duration=-1)
+    real_url = copiers.signed_source_url
+    monkeypatch.setattr(copiers, "signed_source_url",
+                        lambda *args, **kwargs: real_url(*args, **kwargs).replace("sig=", "sig=AAAA"))
 
     poisoned = lake.drain(max_dequeue_count=MAX_DEQUEUE)
     assert (poisoned.succeeded, poisoned.failed, poisoned.poisoned) == (0, 2 * MAX_DEQUEUE, 2), poisoned.errors
-    assert all(e.startswith("SourceLeased") for e in poisoned.errors)
+    assert all(e.startswith("CopyFailed") for e in poisoned.errors)
     assert poison_bodies(lake) == sent and lake.queue_length() == 0
 
-    for lease in leases:  # the cause is fixed
-        lease.release()
+    monkeypatch.setattr(copiers, "signed_source_url", real_url)  # the cause is fixed
     assert main(["--json", "requeue-poison"]) == 0
     assert json.loads(capsys.readouterr().out) == {"moved": 2, "undecodable": 0, "left": 0}
     assert sorted(lake.messages()) == sent  # the same bytes, base64 as the trigger decodes them
@@ -62,8 +63,8 @@ def test_poisoned_requests_come_back_intact_after_the_cause_is_fixed(
     report = verify_lake(lake.settings)
     assert report.clean and report.blobs_checked == 2, report.violations
     record("poison then requeue-poison", tries=len(names) * MAX_DEQUEUE,
-           outcome=f"{poisoned.poisoned} poisoned intact after {MAX_DEQUEUE} tries each (blob leased by another "
-                   f"client); lease released, {len(names)} moved back byte for byte, drained: {drained.succeeded} backed up",
+           outcome=f"{poisoned.poisoned} poisoned intact after {MAX_DEQUEUE} tries each (copy source refused); "
+                   f"cause fixed, {len(names)} moved back byte for byte, drained: {drained.succeeded} backed up",
            messages_poisoned=poisoned.poisoned, verify="clean")
 
 

@@ -10,9 +10,7 @@ import pytest
 from azure.storage.blob import BlobLeaseClient
 
 from shared_code.backup import copiers
-from shared_code.core.clock import Deadline
-from shared_code.backup.copiers import BlobCopier, CopyJob
-from shared_code.core.errors import SourceLeased, SourceSuperseded
+from shared_code.backup.copiers import BlobCopier
 from shared_code.core.messages import BackupRequest
 from shared_code.core.naming import backup_blob_name
 from shared_code.backup.worker import Outcome, handle_message
@@ -92,15 +90,23 @@ def test_malformed_message_goes_to_poison_intact_with_a_reason(lake: Lake, caplo
     assert any("poison" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
 
 
-def test_leased_source_is_retried_later_not_dropped(lake: Lake) -> None:
+@pytest.mark.parametrize("lease", ["true", "false"])
+def test_a_copy_from_a_snapshot_takes_no_lease_and_ignores_others(lake: Lake, monkeypatch: pytest.MonkeyPatch,
+                                                                  lease: str) -> None:
+    """Regression (lease mode): the base blob was leased even though the copy read an immutable snapshot,
+    so ingestion writes failed with 412 during every copy, and someone else's lock failed the backup
+    (SourceLeased) although the snapshot needed no lock."""
+    monkeypatch.setenv("USING_BLOB_LEASE", lease)
     lake.upload("raw", "busy.csv", b"data")
     body = request_for(lake, "raw", "busy.csv")
     other = BlobLeaseClient(lake.source.get_blob_client("raw", "busy.csv"))
     other.acquire(lease_duration=-1)
-    with pytest.raises(SourceLeased):
-        handle_message(body, lake.settings)
-    other.release()
     assert handle_message(body, lake.settings) is Outcome.BACKED_UP
+    lease_now = lake.source.get_blob_client("raw", "busy.csv").get_blob_properties().lease
+    assert (lease_now.state, lease_now.duration) == ("leased", "infinite")  # the other lock, untouched
+    other.release()
+    [name] = lake.backup_names("raw")
+    assert lake.backup.get_blob_client("rawbak", name).download_blob().readall() == b"data"
 
 
 @pytest.mark.reliability
@@ -124,7 +130,7 @@ def test_copy_failure_raises_and_releases_the_lease(lake: Lake, monkeypatch: pyt
     result = lake.drain(max_dequeue_count=3)
     assert (result.failed, result.poisoned, result.succeeded) == (3, 1, 0)
     assert all(e.startswith("CopyFailed") for e in result.errors), result.errors
-    assert set(leases_seen) == ({"leased"} if lease == "true" else {"available"})
+    assert set(leases_seen) == {"available"}  # the copy reads a snapshot: no lease, whatever the mode
     assert lake.source.get_blob_client("raw", "a.csv").get_blob_properties().lease.state == "available"
     assert lake.backup_names("raw") == []
     [poisoned] = lake.poison_queue.receive_messages()
@@ -147,28 +153,33 @@ def test_lease_mode_releases_the_lease_after_success(lake: Lake) -> None:
     assert lake.source.get_blob_client("raw", "a.csv").get_blob_properties().lease.state == "available"
 
 
-def test_large_blobs_use_an_asynchronous_copy_that_is_polled(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(copiers, "SYNC_COPY_MAX_BYTES", 1024)
+def test_large_blobs_use_an_asynchronous_copy_that_is_polled(lake: Lake) -> None:
+    """The synchronous-copy limit is the copier's (scaled down here), not a module global."""
+    from tests.test_copy_conformance import recorded_copies
     lake.upload("raw", "big.bin", bytes(range(256)) * 64)
     call_http(PRODUCER, params={"container": "raw"})
-    assert lake.drain().succeeded == 1
+    [body] = lake.messages()
+    with recorded_copies() as recorder:
+        assert handle_message(body, lake.settings, server_copier=BlobCopier(sync_copy_max_bytes=1024)) is Outcome.BACKED_UP
+    assert [c.synchronous for c in recorder.copies] == [False]
     assert_backed_up(lake, "raw", "big.bin")
     props = lake.backup.get_blob_client("rawbak", lake.backup_names("raw")[0]).get_blob_properties()
     assert props.copy.status == "success"
 
 
-def test_copy_from_base_refuses_a_version_that_changed(lake: Lake) -> None:
-    """Without a snapshot the copy carries the source ETag condition: a rewritten blob is never stored under the old name."""
-    lake.upload("raw", "a.csv", b"v1")
-    props = lake.source.get_blob_client("raw", "a.csv").get_blob_properties()
-    lake.upload("raw", "a.csv", b"v2")
-    lake.backup.create_container("rawbak")
-    backup = lake.backup.get_blob_client("rawbak", backup_blob_name("a.csv", props.last_modified, props.etag))
-    job = CopyJob(source_service=lake.source, container="raw", blob_name="a.csv", etag=props.etag.strip('"'),
-                  size=props.size, snapshot=None, backup=backup, metadata={}, lease_held=False)
-    with pytest.raises(SourceSuperseded):
-        BlobCopier().copy(job, Deadline.after(30))
-    assert not backup.exists()
+def test_a_request_without_a_snapshot_is_copied_from_one_the_worker_takes(lake: Lake) -> None:
+    """Regression (finding 8): with no snapshot of the version the copy read the base blob, with the
+    `source_etag` stamp sent before the bytes were known to be the version's. The worker now snapshots
+    the version (If-Match, no metadata: it keeps the base's ETag) and copies from that snapshot."""
+    lake.upload("raw", "a.csv", b"v1", metadata={"owner": "ingest"})
+    assert handle_message(request_for(lake, "raw", "a.csv"), lake.settings) is Outcome.BACKED_UP
+    [snapshot] = lake.snapshots("raw", "a.csv")
+    base = lake.source.get_blob_client("raw", "a.csv").get_blob_properties()
+    assert snapshot.etag.strip('"') == base.etag.strip('"') and snapshot.metadata in (None, {}, {"owner": "ingest"})
+    [name] = lake.backup_names("raw")
+    meta = lake.backup.get_blob_client("rawbak", name).get_blob_properties().metadata
+    assert meta["source_snapshot"] == snapshot.snapshot and meta["owner"] == "ingest"
+    assert_backed_up(lake, "raw", "a.csv")
 
 
 def test_the_copy_source_sas_is_read_only_scoped_and_short_lived(lake: Lake) -> None:

@@ -2,7 +2,9 @@
 
 `Copier.copy(job, deadline)` returns only when the backup blob is complete and
 holds exactly the requested version; it raises `CopyFailed` (retry the
-message) or `SourceSuperseded` (the version is gone, nothing to back up).
+message), `SourceSuperseded` (the base blob the copy read moved on: look for a
+snapshot of the version) or `DestinationChanged` (someone else wrote the
+backup name meanwhile: look at it again).
 Neither engine moves blob bytes through the function process.
 """
 from __future__ import annotations
@@ -10,46 +12,71 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.mgmt.datafactory import DataFactoryManagementClient
 from azure.storage.blob import BlobClient, BlobServiceClient
 
 from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS
 from shared_code.core.clock import Deadline
-from shared_code.core.errors import CopyFailed, SourceSuperseded
+from shared_code.backup.copy_plan import SYNC_COPY_MAX_BYTES, ServerCopy, server_copy
+from shared_code.core.errors import CopyFailed, DestinationChanged, SourceSuperseded
 from shared_code.core.naming import normalize_etag
 from shared_code.backup.sas import signed_source_url
 from shared_code.core.settings import AdfSettings
+from shared_code.core.naming import quoted_etag
 
 log = logging.getLogger(__name__)
 
-SYNC_COPY_MAX_BYTES = 256 * 1024 * 1024  # Copy Blob From URL's service limit
 BLOB_POLL_SECONDS = 2.0
 ADF_POLL_SECONDS = 10.0
 ADF_TERMINAL_FAILURES = frozenset({"Failed", "Cancelled", "Canceling"})
+DESTINATION_WRITTEN = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 
 
 @dataclass(frozen=True)
 class CopyJob:
-    """One backup copy: the source version (snapshot when there is one) and its destination."""
+    """One backup copy: where the version is read, and the destination with its condition.
+
+    `snapshot` is the snapshot holding the version (None only for an ADF run
+    that reads the base blob); `reads_base` says the copy reads the mutable
+    base blob. `metadata` is the backup's whole metadata (the version's own
+    keys and the provenance stamp); `tags` the version's index tags.
+    `destination_etag` is the ETag of a failed, aborted or unverifiable blob
+    under the backup name that this copy may replace; None means the backup
+    must not exist yet. Either way a twin's verified backup is never overwritten.
+    """
 
     source_service: BlobServiceClient
     container: str
     blob_name: str
     etag: str
     size: int
+    blob_type: str
     snapshot: str | None
     backup: BlobClient
     metadata: dict[str, str]
-    lease_held: bool
+    tags: dict[str, str] | None = None
+    destination_etag: str | None = None
+    reads_base: bool = False
 
     @property
     def source_base(self) -> BlobClient:
         return self.source_service.get_blob_client(self.container, self.blob_name)
+
+    def destination_condition(self) -> dict[str, Any]:
+        """Create the backup only if absent, or replace only the blob whose ETag was seen."""
+        if self.destination_etag is None:
+            return {"match_condition": MatchConditions.IfMissing}
+        return {"etag": quoted_etag(normalize_etag(self.destination_etag)), "match_condition": MatchConditions.IfNotModified}
 
 
 class Copier(Protocol):
@@ -65,13 +92,20 @@ def source_still_current(job: CopyJob) -> bool:
         return False
 
 
-def discard_if_source_moved(job: CopyJob, what: str) -> None:
-    """After a copy that read the base blob: keep the backup only if the version never changed."""
+def discard_if_source_moved(job: CopyJob, what: str, written_etag: str | None = None) -> None:
+    """After a copy that read the base blob: keep the backup only if the version never changed.
+
+    With `written_etag` (what the copy left) only those bytes are deleted: a
+    twin's backup written since is its own to judge.
+    """
     if source_still_current(job):
         return
+    condition: dict[str, Any] = {}
+    if written_etag is not None:
+        condition = {"etag": written_etag, "match_condition": MatchConditions.IfNotModified}
     try:
-        job.backup.delete_blob()
-    except ResourceNotFoundError:
+        job.backup.delete_blob(**condition)
+    except (ResourceNotFoundError, ResourceModifiedError):
         pass
     raise SourceSuperseded(f"blob {job.blob_name!r} changed during its {what}; the unverified backup was removed")
 
@@ -95,54 +129,63 @@ def wait_for_server_copy(backup: BlobClient, deadline: Deadline, poll_seconds: f
 
 
 class BlobCopier:
-    """Azure Storage's own server-side copy.
+    """Azure Storage's own server-side copy, always from an immutable snapshot.
 
-    Up to 256 MiB, Copy Blob From URL copies synchronously in one request;
-    above that, an asynchronous copy is started and polled. From a snapshot the
-    source cannot change; from the base blob the copy carries a source-ETag
-    condition, so a version rewritten meanwhile is never stored under the old
-    version's name.
+    The source cannot change under the copy, so the provenance stamp travels
+    in the copy request itself: there is no window in which a stamped backup
+    could hold other bytes, and no metadata write afterwards (a backup is
+    written once, which WORM containers require). Which copy the service
+    accepts follows `copy_plan.server_copy`: the synchronous Copy Blob From
+    URL for block blobs up to `sync_copy_max_bytes`, the asynchronous Copy
+    Blob (polled) for larger ones and for append and page blobs.
     """
 
-    def __init__(self, poll_seconds: float | None = None) -> None:
+    def __init__(self, poll_seconds: float | None = None, sync_copy_max_bytes: int = SYNC_COPY_MAX_BYTES) -> None:
         self.poll_seconds = poll_seconds
+        self.sync_copy_max_bytes = sync_copy_max_bytes
 
     def copy(self, job: CopyJob, deadline: Deadline) -> None:
+        if job.snapshot is None or job.reads_base:
+            raise ValueError("the server-side copy reads a snapshot, never the base blob")
         url = signed_source_url(
             job.source_service, job.container, job.blob_name, job.snapshot,
             valid_for=timedelta(seconds=deadline.remaining()),
         )
-        conditions = {}
-        if job.snapshot is None:
-            conditions = {"source_etag": f'"{job.etag}"', "source_match_condition": MatchConditions.IfNotModified}
+        options: dict[str, Any] = {"metadata": job.metadata, **job.destination_condition()}
+        if job.tags:
+            options["tags"] = job.tags
         try:
-            if job.size <= SYNC_COPY_MAX_BYTES:
+            if server_copy(job.blob_type, job.size, self.sync_copy_max_bytes) is ServerCopy.SYNC:
                 # The service answers a synchronous copy only when it is done: wait up to the copy's deadline.
-                job.backup.start_copy_from_url(url, metadata=job.metadata, requires_sync=True,
+                job.backup.start_copy_from_url(url, requires_sync=True,
                                                read_timeout=max(DEFAULT_READ_TIMEOUT_SECONDS, deadline.remaining()),
-                                               **conditions)
+                                               **options)
                 return
-            job.backup.start_copy_from_url(url, metadata=job.metadata, **conditions)
-            wait_for_server_copy(job.backup, deadline, self.poll_seconds)
+            job.backup.start_copy_from_url(url, **options)
+        except (ResourceExistsError, ResourceModifiedError) as exc:
+            if exc.error_code in DESTINATION_WRITTEN:
+                raise DestinationChanged(f"backup {job.backup.blob_name!r} was written by someone else meanwhile") from exc
+            raise CopyFailed(f"copy of {job.blob_name!r} failed: HTTP {exc.status_code} {exc.error_code}") from exc
         except HttpResponseError as exc:
-            if job.snapshot is None and not source_still_current(job):
-                raise SourceSuperseded(f"blob {job.blob_name!r} changed during its copy") from exc
             raise CopyFailed(
                 f"copy of {job.blob_name!r} failed: HTTP {exc.status_code} {exc.error_code or exc.reason}"
             ) from exc
-        if job.snapshot is None:
-            # The source condition is checked when an asynchronous copy starts, not while it runs.
-            discard_if_source_moved(job, "asynchronous copy")
+        wait_for_server_copy(job.backup, deadline, self.poll_seconds)
 
 
 class AdfCopier:
     """The original design: an ADFv2 pipeline run copies the blob.
 
-    The pipeline reads the base blob (ADF's Binary dataset cannot address a
-    snapshot), so the source's ETag is checked again after every run, with or
+    The pipeline reads the base block blob (ADF's Binary dataset cannot address
+    a snapshot), so the source's ETag is checked again after every run, with or
     without a lease (a lease can be lost if its renewal fails): if it moved,
     the backup may hold the newer bytes and is deleted. ETags never repeat, so
-    an unchanged ETag proves the run read exactly the requested version.
+    an unchanged ETag proves the run read exactly the requested version; only
+    then is the backup stamped (If-Match on the ETag the run left, so a stamp
+    never lands on bytes written after the check). The worker sends every
+    other case (snapshot-only versions, append and page blobs) to `BlobCopier`.
+    The pipeline's sink takes no condition, so a late twin run can rewrite a
+    backup (with the same, verified version's bytes).
     """
 
     def __init__(self, adf: AdfSettings, credential: TokenCredential, poll_seconds: float | None = None) -> None:
@@ -184,8 +227,14 @@ class AdfCopier:
             # superseded, not failed (no retry, no poison), and whatever the run wrote goes.
             discard_if_source_moved(job, "ADF copy")
             raise
-        discard_if_source_moved(job, "ADF copy")
-        job.backup.set_blob_metadata(job.metadata)
+        written = job.backup.get_blob_properties().etag  # before the check: the stamp is for these bytes only
+        discard_if_source_moved(job, "ADF copy", written)
+        if job.tags:  # a Binary copy does not carry index tags (setting them leaves the ETag as it is)
+            job.backup.set_blob_tags(job.tags)
+        try:
+            job.backup.set_blob_metadata(job.metadata, etag=written, match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError as exc:
+            raise DestinationChanged(f"backup {job.backup.blob_name!r} changed after the ADF run wrote it") from exc
 
     def _wait(self, run_id: str, deadline: Deadline) -> None:
         adf = self.adf

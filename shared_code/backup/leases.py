@@ -87,8 +87,13 @@ def wait_for_lease_end(blob: BlobClient, deadline: Deadline, poll_seconds: float
     Why wait at all: a duplicate delivery of a request being copied right now
     finds the source leased by its twin; failing would cost a retry and an
     error in the log for nothing, and waiting lets it find the finished backup.
-    A fixed lease ends within 60 s even if its holder died. An infinite (or
-    breaking) lease is not ours: give up at once and let the message retry.
+    A fixed lease ends within 60 s even if its holder died, and a breaking
+    lease ends when its break period does (at most 60 s): both are waited for,
+    sleeping between looks. Only a lease that is held (`leased`) counts as
+    free-or-not: returning True for a breaking lease made the caller's copy
+    fail on it again at once, a loop that spun without sleeping until its
+    deadline. An infinite lease is not ours: give up at once and let the
+    message retry.
     """
     poll_seconds = LEASE_POLL_SECONDS if poll_seconds is None else poll_seconds
     waited = False
@@ -97,12 +102,12 @@ def wait_for_lease_end(blob: BlobClient, deadline: Deadline, poll_seconds: float
             lease = blob.get_blob_properties().lease
         except ResourceNotFoundError:
             return True  # deleted: the caller's next step finds the request superseded
-        if lease.state != "leased":
+        if lease.state not in ("leased", "breaking"):
             return True
-        if lease.duration != "fixed" or deadline.expired():
+        if (lease.state == "leased" and lease.duration != "fixed") or deadline.expired():
             return False
         if not waited:
-            log.info("%r has a fixed lease (another delivery copying it, or a worker that died); waiting for it to end",
-                     blob.blob_name)
+            log.info("%r has a %s lease (another delivery copying it, or a worker that died); waiting for it to end",
+                     blob.blob_name, "breaking" if lease.state == "breaking" else "fixed")
             waited = True
         deadline.sleep(poll_seconds)

@@ -1,11 +1,13 @@
 """The queue worker: turn one backup request into one complete backup, or say why not.
 
-Delivery is at least once, so every step is idempotent: a request whose
-version is gone is superseded, a backup that exists is done, and only a copy
-that finished and succeeded lets the message go. Every failure to copy raises,
+Delivery is at least once, so every step is idempotent: a request is served
+from a snapshot holding its version whatever the base blob did since, and is
+superseded only when no copy of that version is left; a verified backup that
+exists is done, and only a copy that finished and succeeded lets the message go. Every failure to copy raises,
 so the host retries and finally poisons the message; a backup request is never
-silently dropped. A message that can never succeed (malformed) is moved to the
-poison queue at once, with the reason in the log.
+silently dropped. A message that can never succeed (malformed, or a blob whose
+metadata cannot sit beside the provenance stamp) is moved to the poison queue
+at once, with the reason in the log.
 """
 from __future__ import annotations
 
@@ -14,26 +16,33 @@ import functools
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from enum import Enum
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 from shared_code.storage.clients import blob_service, default_credential, queue_client
 from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline
 from shared_code.backup.copiers import AdfCopier, BlobCopier, Copier, CopyJob, wait_for_server_copy
-from shared_code.core.errors import CopyFailed, InvalidInput, InvalidMessage, SourceLeased, SourceSuperseded
+from shared_code.backup.copy_plan import adf_reads_base
+from shared_code.core.errors import (
+    CopyFailed,
+    DestinationChanged,
+    InvalidInput,
+    InvalidMessage,
+    SourceLeased,
+    SourceSuperseded,
+)
 from shared_code.backup.leases import held_lease, wait_for_lease_end
 from shared_code.core.messages import BackupRequest, parse_request
-from shared_code.core.naming import (
-    backup_container_name,
-    checked_backup_blob_name,
-    encode_metadata_value,
-    normalize_etag,
-)
+from shared_code.core.naming import backup_container_name, checked_backup_blob_name, normalize_etag
+from shared_code.core.provenance import SOURCE_ETAG, backup_metadata, metadata_problem, provenance
 from shared_code.core.settings import Settings, load_settings
 from shared_code.storage.content import same_content
 from shared_code.storage.queue import send_creating_queue
+from shared_code.storage.snapshots import snapshot_of_version
 from shared_code.storage.failures import storage_errors
 
 log = logging.getLogger(__name__)
@@ -51,23 +60,36 @@ class Outcome(str, Enum):
 
 @functools.lru_cache(maxsize=8)
 def copier_for(settings: Settings) -> Copier:
+    """The engine for copies that read the base blob (ADF), or the server-side copy (`blob`)."""
     if settings.copy_engine == "adf":
         assert settings.adf is not None
         return AdfCopier(settings.adf, default_credential())
     return BlobCopier()
 
 
-def backup_metadata(request: BackupRequest, properties: BlobProperties, snapshot: str | None) -> dict[str, str]:
-    """Where a backup came from, readable without the naming contract."""
-    values = {
-        "source_container": request.container,
-        "source_blob": request.blob_name,
-        "source_etag": request.etag,
-        "source_last_modified": str(properties.last_modified),
-    }
-    if snapshot:
-        values["source_snapshot"] = snapshot
-    return {key: encode_metadata_value(value) for key, value in values.items()}
+MAX_ROUNDS = 8  # looks at the source and the backup again after a twin or a writer got in between
+
+
+@dataclass(frozen=True)
+class Version:
+    """The requested version, where it can still be read.
+
+    `properties` are the snapshot's when a snapshot holds the version (a
+    snapshot keeps its base's ETag, Last-Modified, metadata and type), else the
+    base blob's; `base_holds_version` says the base blob still is that version.
+    """
+
+    properties: BlobProperties
+    snapshot: str | None
+    base_holds_version: bool
+
+
+@dataclass(frozen=True)
+class BackupState:
+    """What is under the backup name: a finished backup (`done`), or the ETag of a blob a copy may replace."""
+
+    done: bool
+    replaceable_etag: str | None = None
 
 
 def _ensure_container(service: BlobServiceClient, name: str, *, recheck: bool = False) -> None:
@@ -90,52 +112,63 @@ def _ensure_container(service: BlobServiceClient, name: str, *, recheck: bool = 
         _created_containers.add(key)
 
 
-def _existing_backup(backup: BlobClient, source: BlobClient, etag: str, metadata: dict[str, str],
-                     deadline: Deadline) -> bool:
-    """Whether a complete backup is already there (a duplicate delivery, or a finished earlier try).
+def _base_holds(base: BlobClient, etag: str) -> BlobProperties | None:
+    """The base blob's properties if it still is the version with `etag`."""
+    try:
+        props = base.get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+    return props if normalize_etag(props.etag) == etag else None
 
-    A copy still pending (a concurrent delivery started it) is waited for; a
-    failed or aborted one is not a backup and is overwritten. A backup without
-    our `source_etag` stamp was never verified: an ADF run of a concurrent
-    delivery (or of a killed worker) may have read the base blob after a
-    rewrite. It is accepted, and stamped, only if the source still holds
-    `etag` now that the backup exists: ETags never repeat, so the version was
-    unchanged from the request until after the copy read it. Otherwise it is
-    not counted, and the caller's copy overwrites or supersedes it.
+
+def _backup_state(backup: BlobClient, base: BlobClient, snapshot: BlobClient | None, etag: str,
+                  metadata: dict[str, str], deadline: Deadline) -> BackupState:
+    """Whether a complete, verified backup is already there (a duplicate delivery, or an earlier try).
+
+    A copy still pending (a twin started it) is waited for; a failed or aborted
+    one is not a backup and may be replaced. A backup carrying `source_etag`
+    is verified: the stamp is only ever written with bytes known to be the
+    version's. One without it (an ADF run whose worker died before its check,
+    or the original app's) is accepted, and stamped, if the base blob still
+    holds `etag` now that the backup exists (ETags never repeat, so the run
+    read that version), or if its bytes equal the snapshot holding the
+    version; otherwise it may be replaced by a copy from that snapshot.
     """
     try:
         props = backup.get_blob_properties()
     except ResourceNotFoundError:
-        return False
+        return BackupState(done=False)
     status = props.copy.status if props.copy is not None else None
     if status in ("failed", "aborted"):
-        return False
+        return BackupState(done=False, replaceable_etag=props.etag)
     if status == "pending":
         wait_for_server_copy(backup, deadline)
-    if "source_etag" not in props.metadata:
-        try:
-            still_current = normalize_etag(source.get_blob_properties().etag) == etag
-        except ResourceNotFoundError:
-            still_current = False
-        if not still_current:
-            return False
-        backup.set_blob_metadata(metadata)
-    return True
+        props = backup.get_blob_properties()
+    if SOURCE_ETAG in props.metadata:
+        return BackupState(done=True)
+    verified = _base_holds(base, etag) is not None or (snapshot is not None and same_content(backup, snapshot))
+    if not verified:
+        return BackupState(done=False, replaceable_etag=props.etag)
+    try:
+        backup.set_blob_metadata(metadata, etag=props.etag, match_condition=MatchConditions.IfNotModified)
+    except ResourceModifiedError:
+        raise DestinationChanged(f"backup {backup.blob_name!r} changed while it was checked") from None
+    return BackupState(done=True)
 
 
-def _snapshot_with_version(service: BlobServiceClient, request: BackupRequest) -> str | None:
-    """A snapshot holding the requested version: it cannot change under the copy.
+def _snapshot_with_version(service: BlobServiceClient, request: BackupRequest) -> tuple[str, BlobProperties] | None:
+    """A snapshot holding the requested version, and its properties: it cannot change under the copy.
 
     The request's own snapshot is checked first (one HEAD); otherwise (older
-    messages carry none) the blob's snapshots are listed. The listing is by
-    prefix, and the exact name sorts first among names sharing it, so it stops
-    at the first other name.
+    messages carry none, or it was deleted) the blob's snapshots are listed.
+    The listing is by prefix, and the exact name sorts first among names
+    sharing it, so it stops at the first other name.
     """
     if request.snapshot:
         try:
             props = service.get_blob_client(request.container, request.blob_name, snapshot=request.snapshot).get_blob_properties()
             if normalize_etag(props.etag) == request.etag:
-                return request.snapshot
+                return request.snapshot, props
         except ResourceNotFoundError:
             pass
     newest: str | None = None
@@ -145,7 +178,31 @@ def _snapshot_with_version(service: BlobServiceClient, request: BackupRequest) -
             break
         if item.snapshot and normalize_etag(item.etag) == request.etag:
             newest = item.snapshot if newest is None or item.snapshot > newest else newest
-    return newest
+    if newest is None:
+        return None
+    try:
+        return newest, service.get_blob_client(request.container, request.blob_name, snapshot=newest).get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+
+
+def _find_version(source: BlobServiceClient, request: BackupRequest, engine: str) -> Version | None:
+    """Where the requested version can be read, or None when no copy of it exists any more.
+
+    A snapshot holding the version is enough, whatever the base blob did since:
+    every version that has a snapshot gets a backup. The base blob is looked
+    at only when no snapshot holds the version, or for the `adf` engine (whose
+    pipeline reads the base blob when it still holds the version).
+    """
+    found = _snapshot_with_version(source, request)
+    base_props = None
+    if found is None or engine == "adf":
+        base_props = _base_holds(source.get_blob_client(request.container, request.blob_name), request.etag)
+    if found is not None:
+        return Version(properties=found[1], snapshot=found[0], base_holds_version=base_props is not None)
+    if base_props is None:
+        return None
+    return Version(properties=base_props, snapshot=None, base_holds_version=True)
 
 
 def _copy(copier: Copier, job: CopyJob, backup_service: BlobServiceClient, deadline: Deadline) -> None:
@@ -162,105 +219,115 @@ def _copy(copier: Copier, job: CopyJob, backup_service: BlobServiceClient, deadl
         copier.copy(job, deadline)
 
 
-def _copy_under_lease(job: CopyJob, base: BlobClient, settings: Settings, backup_service: BlobServiceClient,
-                      deadline: Deadline) -> None:
-    """One copy attempt, holding the source's lease in lease mode."""
-    lease = held_lease(base, job.etag) if settings.use_blob_lease else contextlib.nullcontext()
-    with lease:
-        _copy(copier_for(settings), job, backup_service, deadline)
+def _copy_under_lease(job: CopyJob, copier: Copier, base: BlobClient, settings: Settings,
+                      backup_service: BlobServiceClient, deadline: Deadline) -> None:
+    """One copy attempt; in lease mode, a copy that reads the base blob holds its lease.
 
-
-def _discard_unverified_backup(request: BackupRequest, settings: Settings) -> None:
-    """Clean up after a try that died between writing a backup and verifying it.
-
-    An ADF run writes the final backup name before the worker re-checks the
-    source; if the worker was killed in between and the blob then changed, that
-    backup may hold newer bytes. The retry lands here (superseded). A backup
-    carrying our `source_etag` stamp was verified; one without it is compared
-    with the request's snapshot and deleted only if the bytes differ, so a
-    correct backup (including ones the original app made) is never removed.
+    A copy from a snapshot takes no lease: the snapshot cannot change, and a
+    lease would only make the ingestion's writes fail with 412 while it runs.
     """
-    if not request.snapshot:
-        return
-    source = blob_service(settings.source)
-    snapshot = source.get_blob_client(request.container, request.blob_name, snapshot=request.snapshot)
-    try:
-        snap_props = snapshot.get_blob_properties()
-        container_backup = backup_container_name(request.container, settings.backup_container_suffix)
-    except (ResourceNotFoundError, InvalidInput):
-        return
-    if normalize_etag(snap_props.etag) != request.etag:
-        return
-    backup = blob_service(settings.backup).get_blob_client(
-        container_backup, checked_backup_blob_name(request.blob_name, snap_props.last_modified, request.etag))
-    try:
-        if "source_etag" in backup.get_blob_properties().metadata:
-            return
-        if same_content(backup, snapshot):
-            return
-        backup.delete_blob()
-    except ResourceNotFoundError:
-        return
-    log.warning("removed unverified backup %s/%s: its bytes differ from snapshot %s of the version it is named after",
-                container_backup, backup.blob_name, request.snapshot)
+    lease = held_lease(base, job.etag) if settings.use_blob_lease and job.reads_base else contextlib.nullcontext()
+    with lease:
+        _copy(copier, job, backup_service, deadline)
 
 
-def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Outcome:
-    """Back up the requested version; raise (to retry) unless it is done or superseded."""
-    source = blob_service(settings.source)
-    base = source.get_blob_client(request.container, request.blob_name)
-    try:
-        properties = base.get_blob_properties()
-    except ResourceNotFoundError:
-        log.info("superseded: %s/%s no longer exists", request.container, request.blob_name)
-        _discard_unverified_backup(request, settings)
-        return Outcome.SUPERSEDED
-    if normalize_etag(properties.etag) != request.etag:
-        log.info("superseded: %s/%s is now at ETag %s, not %s", request.container, request.blob_name,
-                 normalize_etag(properties.etag), request.etag)
-        _discard_unverified_backup(request, settings)
-        return Outcome.SUPERSEDED
+def _version_tags(source: BlobServiceClient, request: BackupRequest, version: Version) -> dict[str, str] | None:
+    """The version's blob index tags, read only when its properties say it has some."""
+    if not version.properties.tag_count:
+        return None
+    return source.get_blob_client(request.container, request.blob_name, snapshot=version.snapshot).get_blob_tags()
+
+
+def _metadata_for(request: BackupRequest, props: BlobProperties, snapshot: str | None) -> dict[str, str]:
+    """The backup's metadata (the version's own and the stamp); a version that cannot keep both is refused.
+
+    Refused as InvalidMessage: retrying can never help, so the message is
+    poisoned once with the reason instead of failing five times.
+    """
+    stamp = provenance(request.container, request.blob_name, request.etag, props.last_modified, snapshot)
+    user_metadata = dict(props.metadata or {})
+    problem = metadata_problem(user_metadata, stamp)
+    if problem:
+        raise InvalidMessage(f"unbackupable: {request.container}/{request.blob_name}: {problem}")
+    return backup_metadata(user_metadata, stamp)
+
+
+def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CLOCK,
+            server_copier: BlobCopier | None = None) -> Outcome:
+    """Back up the requested version; raise (to retry) unless it is done or no copy of it is left.
+
+    `server_copier` is the server-side copy (tests pass one with a small
+    synchronous-copy limit); the ADF engine comes from the settings.
+    """
     try:
         container_backup = backup_container_name(request.container, settings.backup_container_suffix)
     except InvalidInput as exc:
         raise InvalidMessage(str(exc)) from None
-    name_backup = checked_backup_blob_name(request.blob_name, properties.last_modified, request.etag)
+    source = blob_service(settings.source)
+    base = source.get_blob_client(request.container, request.blob_name)
     backup_service = blob_service(settings.backup)
-    backup = backup_service.get_blob_client(container_backup, name_backup)
     deadline = Deadline.after(settings.max_copy_seconds, clock)
-
-    def already_backed_up(metadata: dict[str, str]) -> bool:
-        if not _existing_backup(backup, base, request.etag, metadata, deadline):
-            return False
-        log.info("already backed up: %s/%s as %s/%s", request.container, request.blob_name, container_backup, name_backup)
-        return True
-
-    if already_backed_up(backup_metadata(request, properties, request.snapshot)):
-        return Outcome.ALREADY_BACKED_UP
-    snapshot = _snapshot_with_version(source, request)
-    metadata = backup_metadata(request, properties, snapshot)
-    job = CopyJob(
-        source_service=source, container=request.container, blob_name=request.blob_name, etag=request.etag,
-        size=properties.size, snapshot=snapshot, backup=backup, metadata=metadata, lease_held=settings.use_blob_lease,
-    )
+    server_copier = server_copier or BlobCopier()
+    rounds = 0
     while True:
-        try:
-            _copy_under_lease(job, base, settings, backup_service, deadline)
-            break
-        except SourceSuperseded as exc:
-            log.info("superseded: %s", exc)
+        rounds += 1
+        if rounds > MAX_ROUNDS or deadline.expired():
+            raise CopyFailed(f"{request.container}/{request.blob_name} kept changing under the backup; will retry")
+        version = _find_version(source, request, settings.copy_engine)
+        if version is None:
+            log.info("superseded: no snapshot of %s/%s holds ETag %s and the blob is gone or rewritten",
+                     request.container, request.blob_name, request.etag)
             return Outcome.SUPERSEDED
+        props = version.properties
+        snapshot = version.snapshot
+        metadata = _metadata_for(request, props, snapshot)
+        name_backup = checked_backup_blob_name(request.blob_name, props.last_modified, request.etag)
+        backup = backup_service.get_blob_client(container_backup, name_backup)
+        reads_base = adf_reads_base(settings.copy_engine, props.blob_type, version.base_holds_version)
+        snapshot_client = None if snapshot is None else source.get_blob_client(
+            request.container, request.blob_name, snapshot=snapshot)
+        try:
+            state = _backup_state(backup, base, snapshot_client, request.etag, metadata, deadline)
+        except DestinationChanged as exc:
+            log.info("looking again: %s", exc)
+            continue
+        if state.done:
+            log.info("already backed up: %s/%s as %s/%s", request.container, request.blob_name, container_backup,
+                     name_backup)
+            return Outcome.ALREADY_BACKED_UP
+        if not reads_base and snapshot is None:
+            # Copy only from an immutable snapshot, so the stamp can travel with the copy.
+            try:
+                snapshot = snapshot_of_version(base, request.etag)
+            except ResourceModifiedError:
+                continue  # rewritten since we looked: a snapshot may hold it now, or it is gone
+            if snapshot is None:
+                continue
+            log.info("took snapshot %s of %s/%s to copy from", snapshot, request.container, request.blob_name)
+            metadata = _metadata_for(request, props, snapshot)
+        job = CopyJob(
+            source_service=source, container=request.container, blob_name=request.blob_name, etag=request.etag,
+            size=props.size, blob_type=props.blob_type, snapshot=snapshot, backup=backup, metadata=metadata,
+            tags=_version_tags(source, request, version), destination_etag=state.replaceable_etag,
+            reads_base=reads_base,
+        )
+        copier = copier_for(settings) if reads_base else server_copier
+        try:
+            _copy_under_lease(job, copier, base, settings, backup_service, deadline)
+        except (SourceSuperseded, DestinationChanged) as exc:
+            log.info("looking again: %s", exc)  # a snapshot may still hold the version, or a twin's backup is there
+            continue
         except SourceLeased:
-            # A fixed lease is a twin delivery copying right now, or a dead worker's that expires:
-            # wait for it, then the twin's backup is found (or the copy is ours to make).
+            # A fixed or breaking lease ends by itself (a twin delivery copying right now, or a dead
+            # worker's): wait for it, then look again; an infinite lease is someone else's lock.
             if deadline.expired() or not wait_for_lease_end(base, deadline):
                 raise
+            rounds -= 1  # waiting made progress: it slept until the lease ended
             log.info("lease on %s/%s ended; checking for the backup again", request.container, request.blob_name)
-            if already_backed_up(metadata):
-                return Outcome.ALREADY_BACKED_UP
-    log.info("backed up: %s/%s (ETag %s%s) to %s/%s", request.container, request.blob_name, request.etag,
-             f", snapshot {snapshot}" if snapshot else "", container_backup, name_backup)
-    return Outcome.BACKED_UP
+            continue
+        log.info("backed up: %s/%s (ETag %s%s) to %s/%s", request.container, request.blob_name, request.etag,
+                 f", snapshot {snapshot}" if snapshot else "", container_backup, name_backup)
+        return Outcome.BACKED_UP
 
 
 def poison(settings: Settings, body: bytes, reason: str) -> None:
@@ -269,12 +336,13 @@ def poison(settings: Settings, body: bytes, reason: str) -> None:
     send_creating_queue(queue_client(settings.queue, settings.poison_queue_name, binary=True), body)
 
 
-def handle_message(body: bytes, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Outcome:
+def handle_message(body: bytes, settings: Settings, clock: Clock = SYSTEM_CLOCK,
+                   server_copier: BlobCopier | None = None) -> Outcome:
     """Process one decoded queue message; raise to have the host retry it."""
     try:
         request = parse_request(body)
         with storage_errors(f"backing up {request.container}/{request.blob_name}"):
-            return back_up(request, settings, clock)
+            return back_up(request, settings, clock, server_copier)
     except InvalidMessage as exc:
         with storage_errors("moving a message to the poison queue"):
             poison(settings, body, str(exc))

@@ -51,3 +51,8 @@ class BlobKeepsChanging(BackupError):
 
 class NameNotListable(BackupError):
     """Azurite only: one name has more versions than a page holds and its base blob is beyond reach."""
+
+
+class DestinationChanged(BackupError):
+    """Someone else wrote the backup blob between our look at it and our copy (a twin delivery):
+    the copy was refused by its destination condition, so look at the backup again."""

@@ -23,6 +23,20 @@ class SnapshotTaken:
     last_modified: datetime
 
 
+def snapshot_of_version(blob: BlobClient, etag: str) -> str | None:
+    """Snapshot the blob only while it holds `etag`; None if it was deleted.
+
+    If-Match makes the snapshot exactly that version; no metadata is passed, so
+    the snapshot keeps the base's ETag and Last-Modified (the backup's name and
+    change detection depend on both). Raises ResourceModifiedError if the blob
+    now holds another version.
+    """
+    try:
+        return blob.create_snapshot(etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified)["snapshot"]
+    except ResourceNotFoundError:
+        return None
+
+
 def take_snapshot(blob: BlobClient, etag: str, last_modified: datetime) -> SnapshotTaken | None:
     """Snapshot exactly the version with `etag`; None if the blob was deleted meanwhile.
 
@@ -33,10 +47,8 @@ def take_snapshot(blob: BlobClient, etag: str, last_modified: datetime) -> Snaps
     """
     for _ in range(SNAPSHOT_ATTEMPTS):
         try:
-            result = blob.create_snapshot(etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified)
-            return SnapshotTaken(snapshot=result["snapshot"], etag=etag, last_modified=last_modified)
-        except ResourceNotFoundError:
-            return None
+            snapshot = snapshot_of_version(blob, etag)
+            return None if snapshot is None else SnapshotTaken(snapshot=snapshot, etag=etag, last_modified=last_modified)
         except ResourceModifiedError:
             try:
                 props = blob.get_blob_properties()

@@ -39,6 +39,17 @@ param backupSourceContainers array = []
 @maxValue(146000)
 param immutabilityDays int = 0
 
+@description('Replication of the backup account.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param backupAccountSku string = 'Standard_GRS'
+
 @description('Blob and container soft delete on the backup account, in days.')
 @minValue(1)
 @maxValue(365)
@@ -132,6 +143,7 @@ module storage 'storage.bicep' = {
     queueName: queueName
     deploymentContainerName: deploymentContainerName
     softDeleteDays: softDeleteDays
+    backupAccountSku: backupAccountSku
     backupContainerNames: backupContainerNames
     immutabilityDays: immutabilityDays
     copyEngine: copyEngine
@@ -188,8 +200,6 @@ module dataFactory 'datafactory.bicep' = {
     tags: tags
     sourceBlobEndpoint: 'https://${sourceAccountName}.blob.${environment().suffixes.storage}/'
     backupBlobEndpoint: storage.outputs.backupBlobEndpoint
-    functionAppName: function.outputs.name
-    functionLinkedServiceName: 'BackupFunctionApp'
   }
 }
 
@@ -207,6 +217,19 @@ module access 'rbac.bicep' = {
     copyEngine: copyEngine
     backupDeletes: backupDeletes
   }
+}
+
+module reconciliation 'reconciliation.bicep' = {
+  name: 'reconciliation'
+  scope: rg
+  params: {
+    factoryName: dataFactory.outputs.name
+    functionAppName: function.outputs.name
+    functionLinkedServiceName: 'BackupFunctionApp'
+  }
+  dependsOn: [
+    access
+  ]
 }
 
 output AZURE_LOCATION string = location

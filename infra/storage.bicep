@@ -11,6 +11,17 @@ param queueName string
 @description('Container of the host account that Flex Consumption deploys the app package from.')
 param deploymentContainerName string
 
+@description('Replication of the backup account: geo-redundant by default, so backups survive the loss of the lake\'s region; Standard_GZRS where the region offers it.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param backupAccountSku string
+
 @description('Days a deleted backup blob or container can be restored (blob and container soft delete).')
 @minValue(1)
 @maxValue(365)
@@ -84,7 +95,7 @@ resource backupAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: 'Standard_ZRS'
+    name: backupAccountSku
   }
   properties: {
     allowSharedKeyAccess: false

@@ -196,8 +196,8 @@ def render_with(node: Any, identifiers: set[str]) -> str:
 
 def function_linked_service_name(bicep: dict[str, dict[str, Any]]) -> str:
     """The Azure Function linked service's name, which main.bicep passes to datafactory.bicep."""
-    name = body(bicep["main.bicep"]["modules"]["dataFactory"])["params"]["functionLinkedServiceName"]
-    assert body(bicep["datafactory.bicep"]["resources"]["functionLinkedService"])["name"] == "functionLinkedServiceName"
+    name = body(bicep["main.bicep"]["modules"]["reconciliation"])["params"]["functionLinkedServiceName"]
+    assert body(bicep["reconciliation.bicep"]["resources"]["functionLinkedService"])["name"] == "functionLinkedServiceName"
     return name
 
 
@@ -463,11 +463,17 @@ def test_application_insights_takes_only_identity_based_ingestion(bicep: dict[st
 
 
 def test_data_factory_is_defined_by_the_files_under_adf(bicep: dict[str, dict[str, Any]]) -> None:
-    file, _, factory = one_created(bicep, "Microsoft.DataFactory/factories")
+    _, _, factory = one_created(bicep, "Microsoft.DataFactory/factories")
     assert body(factory)["identity"]["type"] == "SystemAssigned"
-    tree = bicep[file]
-    loaded = {name: spec["value"] for name, spec in tree["variables"].items() if fn(spec["value"], "load_json_content")}
-    files = {name: fn(value, "load_json_content")["file_path"] for name, value in loaded.items()}
+    # ADF resources are children of the one factory (created, or referenced as existing).
+    for file, symbol, resource in resources(bicep):
+        if resource["type"].startswith("Microsoft.DataFactory/factories/"):
+            parent = bicep[file]["resources"][body(resource)["parent"]]
+            assert parent["type"] == "Microsoft.DataFactory/factories", symbol
+    loaded = {(file, name): spec["value"] for file, tree in bicep.items() if file != "main.bicep"
+              for name, spec in tree.get("variables", {}).items() if fn(spec["value"], "load_json_content")}
+    files = {name: fn(value, "load_json_content")["file_path"] for (_, name), value in loaded.items()
+             if fn(value, "load_json_content")["file_path"] != "roles.json"}
     shipped = {f"../adf/{p.relative_to(ADF_DIR).as_posix()}" for p in ADF_DIR.glob("*/*.json")}
     expected = shipped | {"../adf/pipeline/ReconciliationLoopPipeline.json"}
     assert set(files.values()) == expected, "every ADF file is deployed from adf/, and nothing else"
@@ -645,6 +651,10 @@ def bicep_role_assignments(bicep: dict[str, dict[str, Any]]) -> set[tuple[str, s
         assert role_name, f"{symbol}: {role_key} is not a known built-in role"
         assert roles[role_key] == BUILTIN_ROLES[role_name], f"roles.json: wrong GUID for {role_name}"
         when = render_with(condition(resource), set(tree.get("parameters", {})))
+        if "condition" in props:  # an ABAC condition narrowing the role (see the backupDeletes test)
+            abac = op(props["condition"], "conditional")
+            assert abac is not None, f"{symbol}: an ABAC condition is a parameter's choice"
+            when += f"; without delete unless {abac['condition']}"
         found.add((PRINCIPALS[principal], scope_label, role_name, roles[role_key], when))
     return found
 

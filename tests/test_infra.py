@@ -214,6 +214,18 @@ def accessors(node: Any) -> Iterator[str]:
             yield from accessors(value)
 
 
+def references(node: Any) -> Iterator[dict[str, Any]]:
+    """Every {"referenceName": ..., "type": ...} object in an ADF JSON document."""
+    if isinstance(node, dict):
+        if "referenceName" in node and "type" in node:
+            yield node
+        for value in node.values():
+            yield from references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from references(value)
+
+
 def load_json_paths(node: Any) -> Iterator[str]:
     """Every loadJsonContent('<path>') anywhere under an AST node."""
     if isinstance(node, dict):
@@ -506,12 +518,12 @@ def test_data_factory_is_defined_by_the_files_under_adf(bicep: dict[str, dict[st
                 f"{symbol}: only the Azure Function linked service is defined in Bicep"
             deployed_names[kind].add(function_linked_service_name(bicep))
     # Every reference the shipped files make is to a resource this factory gets.
+    kinds = {"LinkedServiceReference": "linkedservices", "DatasetReference": "datasets"}
     for path in ADF_DIR.glob("*/*.json"):
-        text = path.read_text(encoding="utf-8")
-        for kind, ref in (("linkedservices", "LinkedServiceReference"), ("datasets", "DatasetReference")):
-            for match in re.finditer(r'"referenceName":\s*"(\w+)",\s*"type":\s*"' + ref, text):
-                assert match.group(1) in deployed_names[kind], \
-                    f"{path.name} references {kind} {match.group(1)!r}, which the Bicep does not deploy"
+        for ref in references(json.loads(path.read_text(encoding="utf-8"))):
+            if ref["type"] in kinds:
+                assert ref["referenceName"] in deployed_names[kinds[ref["type"]]], \
+                    f"{path.name} references {ref['type']} {ref['referenceName']!r}, which the Bicep does not deploy"
 
 
 def test_reconciliation_loop_pipeline_is_deployed(bicep: dict[str, dict[str, Any]]) -> None:
@@ -524,8 +536,9 @@ def test_reconciliation_loop_pipeline_is_deployed(bicep: dict[str, dict[str, Any
     assert "HttpSnapshotIncBackupStorageReconciliation" in text
     linked_services = {function_linked_service_name(bicep)} | {
         json.loads(p.read_text(encoding="utf-8"))["name"] for p in (ADF_DIR / "linkedService").glob("*.json")}
-    for ref in re.findall(r'"referenceName": "(\w+)", "type": "LinkedServiceReference"', text):
-        assert ref in linked_services, f"the reconciliation pipeline references linked service {ref!r}, which the Bicep does not deploy"
+    used = {ref["referenceName"] for ref in references(pipeline) if ref["type"] == "LinkedServiceReference"}
+    assert used, "the Azure Function activity names its linked service"
+    assert used <= linked_services, f"the reconciliation pipeline references linked services {used - linked_services}, which the Bicep does not deploy"
 
 
 def test_copy_pipeline_parameters_are_what_the_worker_sends(bicep: dict[str, dict[str, Any]], app_settings: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ param location string
 param resourceGroupName string = ''
 
 @description('The existing data lake (source) storage account.')
+@minLength(3)
+@maxLength(24)
 param sourceAccountName string
 
 @description('Resource group of the source account.')

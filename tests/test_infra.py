@@ -20,9 +20,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+import pycep  # pycep-parser, in requirements-dev.txt: a missing parser fails here rather than skipping the checks
 import pytest
-
-pycep = pytest.importorskip("pycep", reason="pycep-parser is in requirements-dev.txt: pip install -r requirements-dev.txt")
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
@@ -315,7 +314,7 @@ def test_every_bicep_file_parses_and_main_wires_the_modules(bicep: dict[str, dic
         assert passed <= set(declared), f"{symbol} passes undeclared params {passed - set(declared)}"
         required = {name for name, spec in declared.items() if "default" not in spec}
         assert required <= passed, f"{symbol} leaves required params unset: {required - passed}"
-        # An output read from a module must be one it declares.
+    # An output read from a module must be one it declares.
     outputs_read = {tuple(ref.split(".")[:3:2]) for ref in accessors(main) if ".outputs." in ref}
     assert outputs_read
     for symbol, output in outputs_read:

@@ -1,0 +1,115 @@
+// Role assignments inside the app's resource group, for the Function App's user-assigned
+// identity and the factory's system-assigned identity. Every row of README.md's role table
+// ("Security") is one resource here or in source-rbac.bicep; tests/test_infra.py compares them.
+// Names are guid(scope, principal, role), so a re-deployment updates rather than duplicates.
+param functionPrincipalId string
+param factoryPrincipalId string
+param hostAccountName string
+param deploymentContainerName string
+param backupAccountName string
+param factoryName string
+param applicationInsightsName string
+@allowed([
+  'adf'
+  'blob'
+])
+param copyEngine string
+@description('false: the function identity cannot delete in the backup account (ABAC condition on its role); retention then cannot remove expired backups and the worker cannot remove a wrong backup (the message goes to poison).')
+param backupDeletes bool
+
+var roles = loadJsonContent('roles.json')
+
+// Everything Storage Blob Data Contributor allows except deleting blobs, snapshots or versions.
+var noDeleteCondition = '((!(ActionMatches{\'Microsoft.Storage/storageAccounts/blobServices/containers/blobs/delete\'})))'
+
+resource hostAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: hostAccountName
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  name: '${hostAccountName}/default/${deploymentContainerName}'
+}
+
+resource backupAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: backupAccountName
+}
+
+resource factory 'Microsoft.DataFactory/factories@2018-06-01' existing = {
+  name: factoryName
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+resource functionHostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostAccount.id, functionPrincipalId, roles.StorageBlobDataOwner)
+  scope: hostAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.StorageBlobDataOwner)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource functionDeploymentContainer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deploymentContainer.id, functionPrincipalId, roles.StorageBlobDataContributor)
+  scope: deploymentContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.StorageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource functionHostQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(hostAccount.id, functionPrincipalId, roles.StorageQueueDataContributor)
+  scope: hostAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.StorageQueueDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource functionBackupBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(backupAccount.id, functionPrincipalId, roles.StorageBlobDataContributor)
+  scope: backupAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.StorageBlobDataContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+    condition: backupDeletes ? null : noDeleteCondition
+    conditionVersion: backupDeletes ? null : '2.0'
+  }
+}
+
+resource functionMetrics 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, functionPrincipalId, roles.MonitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.MonitoringMetricsPublisher)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource functionFactory 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (copyEngine == 'adf') {
+  name: guid(factory.id, functionPrincipalId, roles.DataFactoryContributor)
+  scope: factory
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.DataFactoryContributor)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource factoryBackupBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (copyEngine == 'adf') {
+  name: guid(backupAccount.id, factoryPrincipalId, roles.StorageBlobDataContributor)
+  scope: backupAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.StorageBlobDataContributor)
+    principalId: factoryPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}

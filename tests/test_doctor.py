@@ -208,7 +208,7 @@ def test_identity_is_described_from_the_tokens_claims_without_the_token() -> Non
     assert claims == {"oid": "0000-oid", "upn": "ops@example.com"}
     described = identity_description("AzureCliCredential", claims)
     assert described == "identity ops@example.com (oid 0000-oid, via AzureCliCredential)" and token not in described
-    assert jwt_claims("opaque-token") is None and "not readable" in identity_description(None, None)
+    assert jwt_claims("opaque-token") is None and identity_description(None, None) == "identity (via DefaultAzureCredential; token claims not readable)"
 
 
 # -- probes on Azurite ---------------------------------------------------------------------------------
@@ -287,6 +287,41 @@ def test_a_sas_without_write_rights_fails_the_snapshot_check(doctor_env: Lake, m
     assert "HTTP 403" in check["detail"] and check["fix"].startswith("issue a SAS")
     assert report["principal"]["source"].startswith("SAS from SOURCE_STORAGE_CONNECTION_STRING")
     assert sas not in text and "sig=" not in text
+    assert_nothing_left(doctor_env)
+
+
+def test_a_sas_without_delete_fails_the_delete_check_and_names_what_it_left(
+        doctor_env: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    azurite = doctor_env.azurite
+    sas = generate_account_sas("source", azurite.accounts["source"], ResourceTypes(service=True, container=True, object=True),
+                               AccountSasPermissions(read=True, list=True, write=True, create=True),
+                               expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING",
+                       f"BlobEndpoint=http://127.0.0.1:{azurite.blob_port}/source;SharedAccessSignature={sas}")
+    code, report, _ = run_json(capsys)
+    assert code == 1 and failed(report) == {"source: delete snapshots"}, report
+    check = by_name(report)["source: delete snapshots"]
+    [left] = [b.name for b in doctor_env.source.get_container_client("raw").list_blobs() if b.name.startswith(PROBE_PREFIX)]
+    assert repr(left) in check["detail"] and "then delete that blob" in check["fix"]
+
+
+def test_a_queue_sas_without_process_fails_the_receive_check(doctor_env: Lake, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from azure.storage.queue import AccountSasPermissions as QueueSasPermissions
+    from azure.storage.queue import ResourceTypes as QueueResourceTypes
+    from azure.storage.queue import generate_account_sas as generate_queue_sas
+    azurite = doctor_env.azurite
+    sas = generate_queue_sas("source", azurite.accounts["source"], QueueResourceTypes(service=True, container=True,
+                                                                                        object=True),
+                             QueueSasPermissions(read=True, add=True, create=True, delete=True, list=True),
+                             expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    monkeypatch.setenv("QUEUE_STORAGE_CONNECTION_STRING",
+                       f"QueueEndpoint=http://127.0.0.1:{azurite.queue_port}/source;SharedAccessSignature={sas}")
+    code, report, text = run_json(capsys)
+    assert code == 1 and failed(report) == {"queue: receive and delete"}, report
+    check = by_name(report)["queue: receive and delete"]
+    assert "HTTP 403" in check["detail"] and check["fix"].startswith("issue a SAS")
+    assert "Message Processor" in check["fix"] and sas not in text
     assert_nothing_left(doctor_env)
 
 

@@ -178,11 +178,23 @@ def failure_of(exc: Exception) -> Failure:
     return Failure("http", f"failed ({where})", code)
 
 
+def account_label(target: StorageTarget) -> str:
+    """The account's name for display: its name, or a SAS connection string's endpoint host."""
+    if target.account_name:
+        return target.account_name
+    name = _connection_account(target.connection_string)
+    if name:
+        return name
+    parts = connection_string_parts(target.connection_string or "")
+    endpoint = parts.get("BlobEndpoint") or parts.get("QueueEndpoint") or ""
+    return urlsplit(endpoint).netloc + urlsplit(endpoint).path.rstrip("/") or "?"
+
+
 def target_principal(target: StorageTarget, identity: str) -> str:
     """How one account is reached: a key, a SAS, or the identity (never the secret itself)."""
     if target.connection_string:
         parts = connection_string_parts(target.connection_string)
-        account = _connection_account(target.connection_string) or urlsplit(parts.get("BlobEndpoint", "")).netloc or "?"
+        account = account_label(target)
         if "SharedAccessSignature" in parts:
             return f"SAS from {target.setting} (account {account})"
         return f"account key of {account} (from {target.setting})"
@@ -208,7 +220,7 @@ def identity_description(credential_name: str | None, claims: Mapping[str, Any] 
     """`identity <who> (oid ..., via AzureCliCredential)` from a token's claims (no token)."""
     via = f"via {credential_name}" if credential_name else "via DefaultAzureCredential"
     if not claims:
-        return f"identity resolved by DefaultAzureCredential ({via}; token claims not readable)"
+        return f"identity ({via}; token claims not readable)"
     who = claims.get("upn") or claims.get("unique_name") or claims.get("preferred_username") or claims.get("name")
     ids = [f"{key} {claims[key]}" for key in ("oid", "appid") if claims.get(key)]
     label = f"identity {who}" if who else "identity"
@@ -463,9 +475,13 @@ def _probe_source(settings: Settings, principal: str) -> list[Check]:
                               right="Storage Blob Data Contributor (snapshots and leases are writes)",
                               principal=principal, setting=setting))
     if created:
-        checks.append(probe_check("source: delete snapshots", remove.failure, f"deleted the {where} with its snapshots",
-                                  right="Storage Blob Data Contributor (the producer removes a snapshot whose request "
-                                  "could not be queued)", principal=principal, setting=setting))
+        check = probe_check("source: delete snapshots", remove.failure, f"deleted the {where} with its snapshots",
+                            right="Storage Blob Data Contributor (the producer removes a snapshot whose request "
+                            "could not be queued)", principal=principal, setting=setting)
+        if not check.ok:  # say what was left, so the operator can remove it (the scans skip it meanwhile)
+            check = Check(check.name, False, f"{check.detail}; probe blob {blob.blob_name!r} in {container!r} "
+                          "remains (the scans skip it)", f"{check.fix}, then delete that blob")
+        checks.append(check)
     return checks
 
 
@@ -508,13 +524,9 @@ def _probe_backup(settings: Settings, principal: str) -> list[Check]:
     return checks
 
 
-def _queue_account(settings: Settings) -> str:
-    return settings.queue.account_name or _connection_account(settings.queue.connection_string) or "?"
-
-
 def _probe_queues(settings: Settings, principal: str) -> list[Check]:
     """Send/receive/delete on `<queue>-doctor`; only properties of the request and poison queues."""
-    setting, account = settings.queue.setting, _queue_account(settings)
+    setting, account = settings.queue.setting, account_label(settings.queue)
     probe_name = f"{settings.queue_name}{PROBE_QUEUE_SUFFIX}"
     checks: list[Check] = []
     create = _Probe()

@@ -148,6 +148,11 @@ def test_the_trigger_queue_must_be_the_queue_the_scans_send_to() -> None:
                                             "AzureWebJobsStorage": ""}, elsewhere)
     assert not moved.ok and "'funcs'" in moved.detail and "'other'" in moved.detail
     assert not trigger_binding_check(None, env, settings).ok
+    other_connection = {**TRIGGER, "connection": "TriggerStorage"}
+    env_other = {**env, "TriggerStorage": "DefaultEndpointsProtocol=https;AccountName=elsewhere;AccountKey=a2V5"}
+    check = trigger_binding_check(other_connection, env_other, settings)
+    assert not check.ok and "'elsewhere'" in check.detail and "(TriggerStorage)" in check.detail
+    assert trigger_binding_check(other_connection, {**env, "TriggerStorage": env["AzureWebJobsStorage"]}, settings).ok
 
 
 def test_adf_parameters_are_compared_with_what_the_worker_sends() -> None:
@@ -389,7 +394,7 @@ def test_json_shape_and_bad_arguments(doctor_env: Lake, capsys: pytest.CaptureFi
     code = main(["doctor", "--json"])  # --json after the command, too
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and set(report) == {"ok", "principal", "checks"}
-    assert set(report["principal"]) == {"source", "backup", "queue", "adf", "in_azure", "note"}
+    assert set(report["principal"]) == {"source", "backup", "queue", "adf", "in_azure", "identity_used", "note"}
     assert report["principal"]["adf"] is None and report["principal"]["in_azure"] is False
     assert all(set(check) == {"name", "ok", "detail", "fix"} for check in report["checks"])
     with pytest.raises(SystemExit) as exited:
@@ -454,6 +459,36 @@ def test_no_secret_in_any_doctor_output(adf_lake, monkeypatch: pytest.MonkeyPatc
     assert main(["doctor"]) == 1
     outputs.extend(capsys.readouterr())
     text = "\n".join(outputs)
-    assert "PROBLEM  identity" in text and "PROBLEM  backup: create container" in text
+    assert "PROBLEM  identity" in text and "PROBLEM  backup: create container" in text and "PROBLEM  adf: not probed" in text
     assert leaks(text, secrets_of(lake, msi.secret, msi.token)) == []
     assert wrong not in text
+
+
+def test_no_identity_outside_azure_is_a_failed_check_and_says_whose_rights(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Account names mean DefaultAzureCredential; with none available, that is the first problem, with its fix."""
+    from shared_code.storage.clients import default_credential
+    from tests.test_doubles import _FOREIGN_CREDENTIAL_ENV
+    for name in _FOREIGN_CREDENTIAL_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name in ("SOURCE_STORAGE_CONNECTION_STRING", "BACKUP_STORAGE_CONNECTION_STRING"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("par_storage_account_name_source", "lakesource")
+    monkeypatch.setenv("par_storage_account_name_backup", "lakebackup")
+    monkeypatch.setenv("AzureWebJobsStorage", lake.azurite.connection_string("source"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no az / azd / pwsh to sign in with
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    default_credential.cache_clear()
+    try:
+        code, report, _ = run_json(capsys)
+    finally:
+        default_credential.cache_clear()
+    assert code == 1
+    identity = by_name(report)["identity"]
+    assert not identity["ok"] and "source, backup" in identity["detail"] and "az login" in identity["fix"]
+    assert report["principal"]["source"] == "identity (none resolved)" and report["principal"]["identity_used"]
+    assert "your rights, not the Function App's" in report["principal"]["note"]
+    assert {"source: not probed", "backup: not probed"} <= failed(report)
+    assert "source: list" not in by_name(report)  # not retried once per probe, each after the whole chain
+    assert by_name(report)["queue: send"]["ok"]  # the queue keeps its key

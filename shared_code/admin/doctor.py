@@ -120,13 +120,13 @@ class Principal:
     queue: str
     adf: str | None
     in_azure: bool
+    identity_used: bool  # some account (or ADF) is reached through DefaultAzureCredential
 
     @property
     def note(self) -> str:
         if self.in_azure:
             return "running in Azure: these are the app's own rights"
-        uses_identity = any("identity" in who for who in (self.source, self.backup, self.queue, self.adf or ""))
-        if uses_identity:
+        if self.identity_used:
             return ("run outside Azure: the identity DefaultAzureCredential resolved here is yours, so these checks "
                     "test your rights, not the Function App's managed identity")
         return "run outside Azure: these checks test the keys/SAS configured here, as the app would use them"
@@ -227,6 +227,12 @@ def identity_description(credential_name: str | None, claims: Mapping[str, Any] 
     return f"{label} ({', '.join(ids + [via])})"
 
 
+def not_probed(account: str) -> list[Check]:
+    """The one check standing for an account's probes when no identity could sign in."""
+    return [Check(f"{account}: not probed", False, "its principal is the identity, and none was resolved",
+                  "fix the identity check first, then run doctor again")]
+
+
 def settings_check(error: SettingsError | None, settings: Settings | None) -> Check:
     if error is not None or settings is None:
         return Check("settings parse", False, str(error), "correct the setting named above (app settings, or "
@@ -321,15 +327,16 @@ def trigger_binding_check(binding: Mapping[str, Any] | None, env: Mapping[str, s
     if not trigger_account:
         return Check(name, False, f"the trigger's connection {connection} is not set: the host cannot listen",
                      f"set {connection} (a connection string, or {connection}__accountName for an identity)")
-    if connection == TRIGGER_CONNECTION:
+    if connection == TRIGGER_CONNECTION:  # the app's own rule (load_settings applies it too)
         try:
             _check_queue_is_the_triggers(env, settings.queue)
         except SettingsError as exc:
             return Check(name, False, str(exc), f"point {settings.queue.setting} at {trigger_account!r}, or unset it")
-    target = settings.queue.account_name or _connection_account(settings.queue.connection_string)
-    if target and target != trigger_account:
-        return Check(name, False, f"scans send to account {target!r}, the trigger listens on {trigger_account!r}",
-                     f"point {settings.queue.setting} at {trigger_account!r}")
+    else:  # a function.json edited to listen through another connection setting
+        target = settings.queue.account_name or _connection_account(settings.queue.connection_string)
+        if target and target != trigger_account:
+            return Check(name, False, f"scans send to account {target!r}, the trigger listens on {trigger_account!r} "
+                         f"({connection})", f"point {settings.queue.setting} at {trigger_account!r}")
     if queue != settings.queue_name:
         return Check(name, False, f"scans send to {settings.queue_name!r}, the trigger listens on {queue!r}",
                      "use the same par_queue_name for both")
@@ -622,7 +629,7 @@ def _probe_adf(adf: AdfSettings, make_copier: Callable[[AdfSettings, TokenCreden
     return adf_pipeline_check(adf, declared, expected, probe.failure, principal)
 
 
-def _resolve_identity(settings: Settings, needed: list[str], in_azure: bool) -> tuple[str, Check | None]:
+def _resolve_identity(settings: Settings, needed: list[str]) -> tuple[str, Check | None]:
     """Who DefaultAzureCredential is here, from a token's claims (the token itself is never kept)."""
     if not needed:
         return "identity (not used)", None
@@ -690,21 +697,31 @@ def run_doctor(env: Mapping[str, str] | None = None, *, host_json: Path = HOST_J
     if settings.copy_engine == "adf":
         identity_users.append("adf")
     here_azure = in_azure(env)
-    identity, identity_result = _resolve_identity(settings, identity_users, here_azure)
+    identity, identity_result = _resolve_identity(settings, identity_users)
     principal = Principal(
         source=target_principal(settings.source, identity), backup=target_principal(settings.backup, identity),
         queue=target_principal(settings.queue, identity),
-        adf=identity if settings.copy_engine == "adf" else None, in_azure=here_azure)
+        adf=identity if settings.copy_engine == "adf" else None, in_azure=here_azure,
+        identity_used=bool(identity_users))
     report.principal = principal
     if identity_result is not None:
         report.checks.append(identity_result)
+    # Without an identity, its probes could only fail the same way, each after DefaultAzureCredential's
+    # whole chain timed out again: they are reported as not probed instead.
+    no_identity = set(identity_users) if identity_result is not None and not identity_result.ok else set()
     report.checks.append(distinct_accounts_check(settings))
-    report.checks.extend(_probe_source(settings, principal.source))
-    report.checks.extend(_probe_backup(settings, principal.backup))
+    report.checks.extend(not_probed("source") if "source" in no_identity else _probe_source(settings, principal.source))
+    report.checks.extend(not_probed("backup") if "backup" in no_identity else _probe_backup(settings, principal.backup))
     report.checks.append(trigger_binding_check(read_trigger_binding(host_json.parent), env, settings))
-    report.checks.extend(_probe_queues(settings, principal.queue))
-    if settings.copy_engine == "adf" and settings.adf is not None and adf_copier is not None:
-        report.checks.append(_probe_adf(settings.adf, adf_copier, default_credential(), identity))
+    report.checks.extend(not_probed("queue") if "queue" in no_identity else _probe_queues(settings, principal.queue))
+    if settings.copy_engine == "adf" and settings.adf is not None:
+        if "adf" in no_identity:
+            report.checks.extend(not_probed("adf"))
+        elif adf_copier is None:  # admin cannot import backup: the surface hands AdfCopier in
+            report.checks.append(Check("adf: pipeline and its parameters", False, "not checked: no ADF client given",
+                                       "run it as `python -m shared_code doctor`"))
+        else:
+            report.checks.append(_probe_adf(settings.adf, adf_copier, default_credential(), identity))
     raw, readable = read_function_timeout(host_json)
     report.checks.append(function_timeout_check(host_json, raw, readable, settings.max_copy_seconds))
     return report

@@ -427,6 +427,8 @@ class _Probe:
         self.failure: Failure | None = None
 
     def __call__(self, step: Callable[[], Any]) -> Any:
+        if self.failure is not None:
+            return None
         try:
             return step()
         except TYPED_FAILURES as exc:
@@ -461,9 +463,8 @@ def _probe_source(settings: Settings, principal: str) -> list[Check]:
     assert container is not None
     blob = service.get_blob_client(container, f"{PROBE_PREFIX}{_random()}")
     write = _Probe()
-    if temporary is not None:
-        write(lambda: service.create_container(temporary))
-    created = write.failure is None and write(lambda: blob.upload_blob(b"", metadata=PROBE_METADATA)) is not None
+    made_container = temporary is not None and write(lambda: service.create_container(temporary)) is not None
+    created = write(lambda: blob.upload_blob(b"", metadata=PROBE_METADATA)) is not None
     snapshot = _Probe()
     if created:
         snapshot(blob.create_snapshot)
@@ -474,8 +475,8 @@ def _probe_source(settings: Settings, principal: str) -> list[Check]:
     remove = _Probe()
     if created:
         remove(lambda: blob.delete_blob(delete_snapshots="include"))
-    if temporary is not None and write.failure is None:
-        _Probe()(lambda: service.delete_container(temporary))
+    if made_container:
+        remove(lambda: service.delete_container(temporary))
     where = f"probe blob in container {container!r}"
     checks.append(probe_check("source: snapshot and lease", write.failure or snapshot.failure,
                               f"created, snapshotted, leased and released a {where}",
@@ -486,8 +487,9 @@ def _probe_source(settings: Settings, principal: str) -> list[Check]:
                             right="Storage Blob Data Contributor (the producer removes a snapshot whose request "
                             "could not be queued)", principal=principal, setting=setting)
         if not check.ok:  # say what was left, so the operator can remove it (the scans skip it meanwhile)
-            check = Check(check.name, False, f"{check.detail}; probe blob {blob.blob_name!r} in {container!r} "
-                          "remains (the scans skip it)", f"{check.fix}, then delete that blob")
+            left = f"container {container!r}" if temporary else f"probe blob {blob.blob_name!r} in {container!r}"
+            check = Check(check.name, False, f"{check.detail}; {left} remains (the scans skip it)",
+                          f"{check.fix}, then delete that {'container' if temporary else 'blob'}")
         checks.append(check)
     return checks
 
@@ -525,9 +527,13 @@ def _probe_backup(settings: Settings, principal: str) -> list[Check]:
     if made_container:
         checks.append(probe_check("backup: write", write.failure, "wrote a probe blob and its metadata",
                                   right="Storage Blob Data Contributor", principal=principal, setting=setting))
-        checks.append(probe_check("backup: delete", remove.failure, f"deleted container {name!r} again",
-                                  right="Storage Blob Data Contributor (an unverified backup is deleted)",
-                                  principal=principal, setting=setting))
+        check = probe_check("backup: delete", remove.failure, f"deleted container {name!r} again",
+                            right="Storage Blob Data Contributor (an unverified backup is deleted)",
+                            principal=principal, setting=setting)
+        if not check.ok:
+            check = Check(check.name, False, f"{check.detail}; container {name!r} remains",
+                          f"{check.fix}, then delete that container")
+        checks.append(check)
     return checks
 
 
@@ -571,7 +577,7 @@ def _probe_queues(settings: Settings, principal: str) -> list[Check]:
             if receive.failure is None and not found:
                 check = Check(check.name, False, detail, "another process reads the probe queue: stop it and retry")
             checks.append(check)
-        if created:
+        if created:  # whoever could create it may delete it (Queue Data Contributor); a leftover is an empty queue
             _Probe()(probe_queue.delete_queue)
     for name, poison in ((settings.queue_name, False), (settings.poison_queue_name, True)):
         props = _Probe()

@@ -330,6 +330,37 @@ def test_a_queue_sas_without_process_fails_the_receive_check(doctor_env: Lake, m
     assert_nothing_left(doctor_env)
 
 
+def test_without_the_create_right_a_precreated_probe_queue_is_used_and_a_missing_poison_queue_is_a_problem(
+        doctor_env: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Sender + Processor + Reader roles cannot create queues: the queues must exist, and doctor says which."""
+    from azure.storage.queue import AccountSasPermissions as QueueSasPermissions
+    from azure.storage.queue import ResourceTypes as QueueResourceTypes
+    from azure.storage.queue import generate_account_sas as generate_queue_sas
+    azurite = doctor_env.azurite
+    sas = generate_queue_sas("source", azurite.accounts["source"], QueueResourceTypes(service=True, container=True,
+                                                                                        object=True),
+                             QueueSasPermissions(read=True, add=True, process=True, list=True),
+                             expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    monkeypatch.setenv("QUEUE_STORAGE_CONNECTION_STRING",
+                       f"QueueEndpoint=http://127.0.0.1:{azurite.queue_port}/source;SharedAccessSignature={sas}")
+    code, report, _ = run_json(capsys)
+    assert code == 1 and failed(report) == {"queue: create"}, report
+    assert "create queue 'backuprequests-doctor'" in by_name(report)["queue: create"]["fix"]
+    probe_queue = doctor_env.raw_queue("backuprequests-doctor")
+    probe_queue.create_queue()  # as the fix says
+    try:
+        code, report, _ = run_json(capsys)
+        assert code == 0, report
+        assert by_name(report)["queue: receive and delete"]["ok"]
+        assert probe_queue.get_queue_properties().approximate_message_count == 0  # its probe message was deleted
+        doctor_env.poison_queue.delete_queue()
+        code, report, _ = run_json(capsys)
+        assert code == 1 and failed(report) == {"queue: poison queue"}, report
+        assert "create queue 'backuprequests-poison'" in by_name(report)["queue: poison queue"]["fix"]
+    finally:
+        probe_queue.delete_queue()  # the Azurite is the session's: leave no queue to the next test
+
+
 def test_a_missing_request_queue_is_a_problem_a_missing_poison_queue_is_not(doctor_env: Lake,
                                                                             capsys: pytest.CaptureFixture[str]) -> None:
     doctor_env.queue.delete_queue()

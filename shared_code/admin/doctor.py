@@ -20,7 +20,7 @@ Which principal is checked matters: run from a laptop, `DefaultAzureCredential`
 resolves the operator (Azure CLI, environment, ...), not the Function App's
 managed identity, so the report says whose rights it measured.
 
-The probes leave nothing behind:
+The probes remove what they create (a delete that is refused names what it left):
 
 - source: one page of the container listing and one of the first lake
   container's blobs; then a probe blob `.backup-doctor/probe-<random>` is
@@ -43,7 +43,8 @@ A missing request queue is a problem (exit 1): the queue trigger listens on it,
 and the app creates it on its first send only when its principal may create
 queues. A missing poison queue is normal (the host creates it on the first
 poison message) and only a problem when the probe showed that queues cannot be
-created: then the first poison message would be lost in a failing retry loop.
+created (this run did not create its probe queue): then the host could not move the first poison
+message there.
 """
 from __future__ import annotations
 
@@ -54,8 +55,8 @@ import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
+from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
@@ -482,7 +483,7 @@ def _probe_source(settings: Settings, principal: str) -> list[Check]:
                               f"created, snapshotted, leased and released a {where}",
                               right="Storage Blob Data Contributor (snapshots and leases are writes)",
                               principal=principal, setting=setting))
-    if created:
+    if created or remove.failure is not None:
         check = probe_check("source: delete snapshots", remove.failure, f"deleted the {where} with its snapshots",
                             right="Storage Blob Data Contributor (the producer removes a snapshot whose request "
                             "could not be queued)", principal=principal, setting=setting)
@@ -545,7 +546,7 @@ def _probe_queues(settings: Settings, principal: str) -> list[Check]:
     create = _Probe()
     probe_queue = create(lambda: queue_client(settings.queue, probe_name))
     created = False
-    if probe_queue is not None:
+    if probe_queue is not None and not _exists(probe_queue):  # an existing one needs no create right
         try:
             probe_queue.create_queue()
             created = True
@@ -563,14 +564,14 @@ def _probe_queues(settings: Settings, principal: str) -> list[Check]:
                            "the create right), or grant Storage Queue Data Contributor")
     if create.failure is None:
         assert probe_queue is not None
-        token = f"backup-doctor probe {_random()}"
+        marker = f"backup-doctor probe {_random()}"
         send = _Probe()
-        send(lambda: probe_queue.send_message(token, time_to_live=PROBE_MESSAGE_TTL_SECONDS))
+        send(lambda: probe_queue.send_message(marker, time_to_live=PROBE_MESSAGE_TTL_SECONDS))
         checks.append(probe_check("queue: send", send.failure, f"sent a probe message to {probe_name!r}",
                                   right="Storage Queue Data Message Sender", principal=principal, setting=setting))
         if send.failure is None:
             receive = _Probe()
-            found = receive(lambda: _receive_and_delete(probe_queue, token))
+            found = receive(lambda: _receive_and_delete(probe_queue, marker))
             detail = "received and deleted it" if found else "the probe message did not come back"
             check = probe_check("queue: receive and delete", receive.failure, detail,
                                 right="Storage Queue Data Message Processor", principal=principal, setting=setting)
@@ -583,7 +584,8 @@ def _probe_queues(settings: Settings, principal: str) -> list[Check]:
         props = _Probe()
         props(lambda: queue_client(settings.queue, name).get_queue_properties())
         if poison:
-            can_create = create.failure is None
+            # A probe queue that already existed proves nothing; one made by the operator suggests no create right.
+            can_create = created
             checks.append(poison_queue_check(name, account, props.failure, can_create, principal=principal,
                                              setting=setting))
         else:
@@ -591,13 +593,22 @@ def _probe_queues(settings: Settings, principal: str) -> list[Check]:
     return checks
 
 
-def _receive_and_delete(queue: Any, token: str) -> bool:
+def _exists(queue: Any) -> bool:
+    """Whether a queue exists; False when that cannot be read either (creating it then tells)."""
+    try:
+        queue.get_queue_properties()
+        return True
+    except TYPED_FAILURES:
+        return False
+
+
+def _receive_and_delete(queue: Any, marker: str) -> bool:
     """Delete this run's probe message (and stale probes) by pop receipt; True if ours came back."""
     found = False
     for message in queue.receive_messages(messages_per_page=32, visibility_timeout=30, max_messages=32):
         if str(message.content).startswith("backup-doctor probe"):
             queue.delete_message(message)
-            found = found or message.content == token
+            found = found or message.content == marker
     return found
 
 

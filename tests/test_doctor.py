@@ -253,13 +253,15 @@ def test_the_scans_and_verify_skip_a_probe_blob(doctor_env: Lake, capsys: pytest
     probe.create_snapshot()
     assert main(["--json", "produce", "--container", "raw"]) == 0
     produced = json.loads(capsys.readouterr().out)
-    assert main(["--json", "reconcile"]) == 0
-    reconciled = json.loads(capsys.readouterr().out)
+    assert [json.loads(body)["blob_name"] for body in doctor_env.messages()] == ["data/a.csv"]
     assert main(["--json", "drain"]) == 0
     capsys.readouterr()
+    assert main(["--json", "reconcile"]) == 0
+    reconciled = json.loads(capsys.readouterr().out)
     assert main(["--json", "verify"]) == 0, capsys.readouterr()
-    for report in (produced, reconciled):
-        assert report["directories_skipped"] == 1 and report["backup_requests"] <= 1, report
+    assert produced["directories_skipped"] == 1 and produced["snapshots_created"] == 1, produced  # a.csv's only
+    assert reconciled["directories_skipped"] == 1 and reconciled["backup_requests"] == 0, reconciled
+    assert len(doctor_env.snapshots("raw", probe.blob_name)) == 1  # the probe's own snapshot, no scan's
     assert [n for n in doctor_env.backup_names("raw") if "backup-doctor" in n] == []
 
 

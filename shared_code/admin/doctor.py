@@ -657,7 +657,7 @@ def _resolve_identity(settings: Settings, needed: list[str]) -> tuple[str, Check
     try:
         token = credential.get_token(scope).token
     except (ClientAuthenticationError, ServiceRequestError, ServiceResponseError) as exc:
-        failure = Failure("auth", f"{type(exc).__name__}")
+        failure = Failure("auth", f"{type(exc).__name__} (--debug lists each credential it tried)")
         return "identity (none resolved)", identity_check(None, failure, needed)
     chosen = getattr(credential, "_successful_credential", None)  # display only; private to azure-identity
     described = identity_description(type(chosen).__name__ if chosen is not None else None, jwt_claims(token))

@@ -147,6 +147,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Runs before (and instead of) `load_settings`: settings that do not parse are one of its failed checks."""
     from shared_code.admin.doctor import format_doctor, run_doctor
     from shared_code.backup.copiers import AdfCopier
+    if not args.debug:  # a credential that fails is a check of its own; azure-identity's many-line warning is noise
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
     report = run_doctor(os.environ, host_json=Path(args.host_json), adf_copier=AdfCopier)
     _print(args, report.as_dict(), format_doctor(report))
     return 0 if report.ok else 1

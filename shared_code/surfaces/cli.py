@@ -21,7 +21,7 @@ from azure.core.exceptions import AzureError
 
 from shared_code.core.errors import BackupError, InvalidInput
 from shared_code.storage.failures import describe_storage_failure
-from shared_code.core.settings import LOCAL_SETTINGS, Settings, load_local_settings, load_settings
+from shared_code.core.settings import HOST_JSON, LOCAL_SETTINGS, Settings, load_local_settings, load_settings
 
 
 
@@ -143,6 +143,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Runs before (and instead of) `load_settings`: settings that do not parse are one of its failed checks."""
+    from shared_code.admin.doctor import format_doctor, run_doctor
+    from shared_code.backup.copiers import AdfCopier
+    if not args.debug:  # a credential that fails is a check of its own; azure-identity's many-line warning is noise
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
+    report = run_doctor(os.environ, host_json=Path(args.host_json), adf_copier=AdfCopier)
+    _print(args, report.as_dict(), format_doctor(report))
+    return 0 if report.ok else 1
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "produce": cmd_produce, "reconcile": cmd_reconcile, "status": cmd_status, "drain": cmd_drain, "serve": cmd_serve,
     "verify": cmd_verify, "requeue-poison": cmd_requeue_poison,
@@ -180,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deep", action="store_true", help="hash both sides of every backup, even when Content-MD5 agrees")
     p = sub.add_parser("requeue-poison", parents=[common], help="move poison messages back to the request queue (after fixing the cause)")
     p.add_argument("--max", type=_positive_int, help="move at most this many messages (default: all)")
+    p = sub.add_parser("doctor", parents=[common], help="preflight: settings, rights on every account, queues, "
+                       "the ADF pipeline, functionTimeout; exit 1 on any problem")
+    p.add_argument("--host-json", default=str(HOST_JSON), help="the app's host.json (default: %(default)s)")
     p = sub.add_parser("serve", parents=[common], help="run the functions locally (HTTP on --port, the queue trigger)")
     p.add_argument("--port", type=int, default=7071)
     p.add_argument("--host", default="127.0.0.1")
@@ -194,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         logging.getLogger("azure").setLevel(logging.WARNING)
     load_local_settings(Path(args.settings))
+    if args.command == "doctor":
+        return cmd_doctor(args)
     try:
         settings = load_settings(os.environ)
         return COMMANDS[args.command](args, settings)

@@ -10,6 +10,7 @@ in real (emulated) storage rather than on mocks.
 
 Implemented operations (everything else under the factory answers 501)::
 
+    GET  .../factories/{f}/pipelines/{p}                     -> PipelineResource (the shipped definition)
     POST .../factories/{f}/pipelines/{p}/createRun           -> {"runId": ...}
     GET  .../factories/{f}/pipelineruns/{runId}              -> PipelineRun
     POST .../factories/{f}/pipelineruns/{runId}/cancel       -> 200, run Cancelled
@@ -17,7 +18,9 @@ Implemented operations (everything else under the factory answers 501)::
 A run reports ``InProgress`` for its first ``polls_before_done`` GETs; the next GET
 does the copy *then* (so a test can change the source between ``createRun`` and
 completion) and reports ``Succeeded``, or ``Failed`` with an ADF-like message if
-the copy raised. Knobs: ``fail_next``, ``cancel_next``, ``hang_runs``.
+the copy raised. Knobs: ``fail_next``, ``cancel_next``, ``hang_runs``, and
+``pipeline_parameters`` (the parameter names the served pipeline declares;
+default: those of ``adf/pipeline/BlobBackupCopyPipeline.json``).
 
 Rejections mirror ARM: no/wrong bearer token -> 401 ``AuthenticationFailed`` (with
 a ``WWW-Authenticate`` challenge that carries no claims, so azure-mgmt-core's
@@ -85,6 +88,7 @@ API_VERSION = "2018-06-01"
 # Must match adf/pipeline/BlobBackupCopyPipeline.json (tests/test_adf_definition.py checks it).
 COPY_ACTIVITY_NAME = "CopyBlobToBackup"
 PIPELINE_PARAMETERS = frozenset({"container", "blob_name", "container_backup", "blob_name_backup"})
+PIPELINE_DEFINITION = Path(__file__).resolve().parents[2] / "adf" / "pipeline" / "BlobBackupCopyPipeline.json"
 
 # Run states as ADF names them (the SDK keeps them as plain strings).
 IN_PROGRESS = "InProgress"
@@ -100,6 +104,7 @@ _FACTORY_PREFIX = re.compile(
 )
 
 _CREATE_RUN = re.compile(r"^/pipelines/(?P<pipeline>[^/]+)/createrun/?$", re.IGNORECASE)
+_PIPELINE_RESOURCE = re.compile(r"^/pipelines/(?P<pipeline>[^/]+)/?$", re.IGNORECASE)
 _PIPELINE = re.compile(r"^/pipelines/(?P<pipeline>[^/]+)(?:/.*)?$", re.IGNORECASE)
 _RUN = re.compile(r"^/pipelineruns/(?P<run>[^/]+)/?$", re.IGNORECASE)
 _CANCEL = re.compile(r"^/pipelineruns/(?P<run>[^/]+)/cancel/?$", re.IGNORECASE)
@@ -201,6 +206,7 @@ class FakeAdfService:
         self._backup_connection_string = backup_connection_string
         self.polls_before_done = polls_before_done
         self.hang_runs = False
+        self.pipeline_parameters: list[str] | None = None
         self.runs: list[RecordedRun] = []
         self.requests: list[RecordedRequest] = []
         self.endpoint = ""
@@ -341,6 +347,10 @@ class FakeAdfService:
             if method != "GET":
                 return 405, _arm_error("MethodNotAllowed", f"{method} is not allowed on a pipeline run.")
             return self._get_run(m["run"])
+        if _PIPELINE_RESOURCE.match(rest):
+            if method != "GET":
+                return 501, _arm_error("NotImplemented", f"The fake ADF service does not implement {method} on a pipeline.")
+            return self._get_pipeline(path)
         return 501, _arm_error("NotImplemented", f"The fake ADF service does not implement {method} {rest}.")
 
     def _create_run(
@@ -374,6 +384,15 @@ class FakeAdfService:
             self._runs_by_id[run.run_id] = run
         _LOGGER.info("fake ADF: created run %s of %s", run.run_id, self.pipeline_name)
         return 200, {"runId": run.run_id}
+
+    def _get_pipeline(self, path: str) -> tuple[int, Any]:
+        """Pipelines - Get: the shipped definition as ADF returns it (id, name, type, properties, etag)."""
+        definition = json.loads(PIPELINE_DEFINITION.read_text(encoding="utf-8"))
+        properties = definition["properties"]
+        if self.pipeline_parameters is not None:
+            properties["parameters"] = {name: {"type": "string"} for name in self.pipeline_parameters}
+        return 200, {"id": path, "name": self.pipeline_name, "type": definition["type"], "properties": properties,
+                     "etag": f'"{uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(properties, sort_keys=True))}"'}
 
     def _lookup(self, run_id: str) -> RecordedRun | None:
         with self._lock:

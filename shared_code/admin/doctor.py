@@ -1,0 +1,769 @@
+"""`doctor`: a preflight of the configuration an operator has, before anything runs.
+
+Each check ends as `Check(name, ok, detail, fix)`: what was looked at, what was
+found, and, when it is a problem, what to do. The module has two halves:
+
+- **decisions** (pure): functions that turn observations (a parsed or refused
+  setting, a probe's outcome, a pipeline's parameter names, host.json's
+  `functionTimeout`) into checks. They hold every rule and are unit-tested
+  without storage;
+- **probes** (thin I/O): harmless operations that exercise exactly the rights
+  each function needs, with the principal the app would use. A probe catches
+  only the SDK's typed exceptions (`HttpResponseError` and its subclasses,
+  `ServiceRequestError`, `ServiceResponseError`, plus the `ValueError` the SDK
+  raises for a malformed connection string) and turns them into a `Failure`:
+  a one-line summary (status and service error code, never the SDK's message,
+  which can quote a URL carrying a SAS) that the decisions turn into a failed
+  check. No traceback, no key, connection string, SAS or token is ever shown.
+
+Which principal is checked matters: run from a laptop, `DefaultAzureCredential`
+resolves the operator (Azure CLI, environment, ...), not the Function App's
+managed identity, so the report says whose rights it measured.
+
+The probes remove what they create (a delete that is refused names what it left):
+
+- source: one page of the container listing and one of the first lake
+  container's blobs; then a probe blob `.backup-doctor/probe-<random>` is
+  created, snapshotted, leased and released, and deleted with its snapshots.
+  **Why the scans never back it up**: the probe carries `hdi_isfolder=true`,
+  the ADLS Gen2 directory marker that change detection (`core.detect.judge`)
+  skips, in the producer, the reconciliation and `verify` alike. So a scan
+  that lists it while it exists neither snapshots it nor queues a request; at
+  most it counts one `directories_skipped`. (A name alone would not do: the
+  scans skip no name.) When the source account has no container yet, a probe
+  container `backup-doctor-<random>` is created for the probe and deleted;
+- backup: a probe container `backup-doctor-<random>` (the app creates backup
+  containers), a probe blob with metadata (the worker's writes), both deleted;
+- queue: send and receive rights are probed on a separate queue
+  `<par_queue_name>-doctor`, never on the request queue, where a running
+  trigger could receive the probe first. Only the properties of the request
+  and poison queues are read.
+
+A missing request queue is a problem (exit 1): the queue trigger listens on it,
+and the app creates it on its first send only when its principal may create
+queues. A missing poison queue is normal (the host creates it on the first
+poison message) and only a problem when the probe showed that queues cannot be
+created (this run did not create its probe queue): then the host could not move the first poison
+message there.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
+from urllib.parse import urlsplit
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import BlobServiceClient
+
+from shared_code.core.errors import SettingsError
+from shared_code.core.settings import (
+    COPY_TIMEOUT_MARGIN_SECONDS,
+    HOST_JSON,
+    AdfSettings,
+    Settings,
+    StorageTarget,
+    _check_queue_is_the_triggers,  # the app's own rule: reused, not restated
+    _connection_account,
+    connection_string_parts,
+    load_settings,
+    timespan_seconds,
+)
+from shared_code.storage.clients import blob_service, default_credential, queue_client
+from shared_code.storage.containers import lake_container_names
+
+PROBE_PREFIX = ".backup-doctor/probe-"
+PROBE_CONTAINER_PREFIX = "backup-doctor-"
+# The directory marker the scans and verify skip (core.detect.is_directory_marker); see the module docstring.
+PROBE_METADATA = {"hdi_isfolder": "true", "backup_doctor": "probe"}
+PROBE_QUEUE_SUFFIX = "-doctor"
+PROBE_MESSAGE_TTL_SECONDS = 60  # a probe message the doctor could not delete expires by itself
+PROBE_LEASE_SECONDS = 15
+STORAGE_SCOPE = "https://storage.azure.com/.default"
+# Set by App Service / Azure Functions (and its managed-identity endpoint): the code runs as the app.
+AZURE_HOST_VARIABLES = ("WEBSITE_INSTANCE_ID", "IDENTITY_ENDPOINT", "MSI_ENDPOINT")
+TRIGGER_CONNECTION = "AzureWebJobsStorage"
+
+FailureKind = Literal["denied", "auth", "missing", "unreachable", "malformed", "http"]
+
+
+# -- results --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    """One verdict: `fix` says what to do when `ok` is False (empty otherwise)."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who the checks run as, per account, and whether that is the app itself."""
+
+    source: str
+    backup: str
+    queue: str
+    adf: str | None
+    in_azure: bool
+    identity_used: bool  # some account (or ADF) is reached through DefaultAzureCredential
+
+    @property
+    def note(self) -> str:
+        if self.in_azure:
+            return "running in Azure: these are the app's own rights"
+        if self.identity_used:
+            return ("run outside Azure: the identity DefaultAzureCredential resolved here is yours, so these checks "
+                    "test your rights, not the Function App's managed identity")
+        return "run outside Azure: these checks test the keys/SAS configured here, as the app would use them"
+
+
+@dataclass
+class DoctorReport:
+    principal: Principal | None
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        principal = None
+        if self.principal is not None:
+            principal = {**asdict(self.principal), "note": self.principal.note}
+        return {"ok": self.ok, "principal": principal, "checks": [asdict(check) for check in self.checks]}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A probe's failure as the decisions need it: its kind and one secret-free line."""
+
+    kind: FailureKind
+    summary: str
+    code: str = ""
+
+
+# -- decisions (pure) -----------------------------------------------------------------------------
+
+def failure_of(exc: Exception) -> Failure:
+    """Classify an SDK exception; only its type, status and service error code are kept (no message)."""
+    status = getattr(exc, "status_code", None)
+    code = getattr(exc, "error_code", None) or getattr(getattr(exc, "error", None), "code", None) or ""
+    code = str(getattr(code, "value", code))  # the storage SDK hands out StorageErrorCode members
+    where = f"HTTP {status} {code}".strip() if status else (code or type(exc).__name__)
+    if isinstance(exc, ValueError):
+        return Failure("malformed", "the connection string is malformed")
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return Failure("unreachable", f"could not be reached ({type(exc).__name__})")
+    if isinstance(exc, ResourceNotFoundError) or status == 404:
+        return Failure("missing", f"not found ({where})", code)
+    if status == 403 and code not in ("AuthenticationFailed", "InvalidAuthenticationInfo"):
+        return Failure("denied", f"refused ({where})", code)
+    if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
+        return Failure("auth", f"authentication failed ({where})" if status else "no credential could sign in", code)
+    return Failure("http", f"failed ({where})", code)
+
+
+def account_label(target: StorageTarget) -> str:
+    """The account's name for display: its name, or a SAS connection string's endpoint host."""
+    if target.account_name:
+        return target.account_name
+    name = _connection_account(target.connection_string)
+    if name:
+        return name
+    parts = connection_string_parts(target.connection_string or "")
+    endpoint = parts.get("BlobEndpoint") or parts.get("QueueEndpoint") or ""
+    return urlsplit(endpoint).netloc + urlsplit(endpoint).path.rstrip("/") or "?"
+
+
+def target_principal(target: StorageTarget, identity: str) -> str:
+    """How one account is reached: a key, a SAS, or the identity (never the secret itself)."""
+    if target.connection_string:
+        parts = connection_string_parts(target.connection_string)
+        account = account_label(target)
+        if "SharedAccessSignature" in parts:
+            return f"SAS from {target.setting} (account {account})"
+        return f"account key of {account} (from {target.setting})"
+    if target.account_key:
+        return f"account key of {target.account_name} (from par_storage_account_key_queue)"
+    return identity
+
+
+def jwt_claims(token: str) -> dict[str, Any] | None:
+    """The payload of a JWT, decoded without verifying it: for display only, never trusted."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (binascii.Error, ValueError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def identity_description(credential_name: str | None, claims: Mapping[str, Any] | None) -> str:
+    """`identity <who> (oid ..., via AzureCliCredential)` from a token's claims (no token)."""
+    via = f"via {credential_name}" if credential_name else "via DefaultAzureCredential"
+    if not claims:
+        return f"identity ({via}; token claims not readable)"
+    who = claims.get("upn") or claims.get("unique_name") or claims.get("preferred_username") or claims.get("name")
+    ids = [f"{key} {claims[key]}" for key in ("oid", "appid") if claims.get(key)]
+    label = f"identity {who}" if who else "identity"
+    return f"{label} ({', '.join(ids + [via])})"
+
+
+def not_probed(account: str) -> list[Check]:
+    """The one check standing for an account's probes when no identity could sign in."""
+    return [Check(f"{account}: not probed", False, "its principal is the identity, and none was resolved",
+                  "fix the identity check first, then run doctor again")]
+
+
+def settings_check(error: SettingsError | None, settings: Settings | None) -> Check:
+    if error is not None or settings is None:
+        return Check("settings parse", False, str(error), "correct the setting named above (app settings, or "
+                     "local.settings.json here); the other checks need valid settings")
+    detail = f"engine {settings.copy_engine}, request queue {settings.queue_name!r}"
+    return Check("settings parse", True, detail)
+
+
+def identity_check(identity: str | None, failure: Failure | None, needed_by: Sequence[str]) -> Check | None:
+    """Whether DefaultAzureCredential yields a token; None when no account uses an identity."""
+    if not needed_by:
+        return None
+    users = ", ".join(needed_by)
+    if failure is None:
+        return Check("identity", True, f"{identity} (used for {users})")
+    return Check("identity", False, f"DefaultAzureCredential found no identity for {users}: {failure.summary}",
+                 "in Azure enable the Function App's system-assigned managed identity; on a laptop sign in "
+                 "(az login) or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET")
+
+
+def probe_check(name: str, failure: Failure | None, ok_detail: str, *, right: str, principal: str,
+                setting: str, missing_fix: str = "") -> Check:
+    """A probe's outcome as a check; the fix depends on why it failed."""
+    if failure is None:
+        return Check(name, True, ok_detail)
+    detail = f"{failure.summary} as {principal}"
+    firewall = " or the account's firewall does not admit this address (Networking)"
+    if principal.startswith("account key") and failure.kind in ("denied", "auth"):
+        # A key holds every right: refused means a wrong or rotated key (Azure: AuthenticationFailed,
+        # Azurite: AuthorizationFailure), or a network rule (Azure: AuthorizationFailure).
+        fix = f"the key in {setting} is wrong or was rotated (set the account's current connection string){firewall}"
+    elif failure.kind == "denied":
+        fix = f"grant {right} to {principal}"
+        if principal.startswith("SAS"):
+            fix = f"issue a SAS with the permissions for this ({right}) and put it in {setting}"
+        if failure.code == "AuthorizationFailure":
+            fix += f",{firewall}"
+    elif failure.kind == "auth":
+        if principal.startswith("SAS"):
+            fix = f"the SAS in {setting} is invalid or expired: issue a new one"
+        else:
+            fix = "sign in with an identity that has the roles (az login), or enable the app's managed identity"
+    elif failure.kind == "missing":
+        fix = missing_fix or f"check the account configured in {setting}"
+    elif failure.kind == "unreachable":
+        fix = f"check the account in {setting} (name, endpoint), DNS, and the account's firewall / private endpoints"
+    elif failure.kind == "malformed":
+        fix = f"set {setting} to a connection string as the portal shows it (Access keys or Shared access signature)"
+    else:
+        fix = f"the service refused the request; check {setting} and the account's configuration"
+    return Check(name, False, detail, fix)
+
+
+def request_queue_check(queue: str, account: str, failure: Failure | None, *, principal: str, setting: str) -> Check:
+    """The request queue must exist: the trigger listens on it (decision: a missing one is a problem)."""
+    return probe_check(
+        "queue: request queue exists", failure, f"{queue!r} on {account}", right="Storage Queue Data Reader",
+        principal=principal, setting=setting,
+        missing_fix=(f"create queue {queue!r} on {account} (az storage queue create --name {queue} --account-name "
+                     f"{account}), or let the first scan create it (needs Storage Queue Data Contributor)"))
+
+
+def poison_queue_check(queue: str, account: str, failure: Failure | None, can_create_queues: bool, *,
+                       principal: str, setting: str) -> Check:
+    """A missing poison queue is normal, unless queues cannot be created (then the first poison fails)."""
+    if failure is not None and failure.kind == "missing":
+        if can_create_queues:
+            return Check("queue: poison queue", True, f"{queue!r} does not exist yet: the host creates it on the "
+                         "first poison message")
+        return Check("queue: poison queue", False, f"{queue!r} does not exist and this principal cannot create queues",
+                     f"create queue {queue!r} on {account} at deployment, or grant Storage Queue Data Contributor")
+    return probe_check("queue: poison queue", failure, f"{queue!r} exists", right="Storage Queue Data Reader",
+                       principal=principal, setting=setting)
+
+
+def trigger_binding_check(binding: Mapping[str, Any] | None, env: Mapping[str, str], settings: Settings) -> Check:
+    """The queue the trigger listens on (function.json + app settings) is the queue the scans send to."""
+    name = "queue: trigger listens where scans send"
+    if binding is None:
+        return Check(name, False, "no queueTrigger function.json found in the app root",
+                     "run doctor from the app's folder (the one with host.json and the function folders)")
+    connection = str(binding.get("connection") or TRIGGER_CONNECTION)
+    raw_queue = str(binding.get("queueName") or "")
+    queue = raw_queue
+    if raw_queue.startswith("%") and raw_queue.endswith("%"):
+        setting = raw_queue.strip("%")
+        queue = (env.get(setting) or "").strip()
+        if not queue:
+            return Check(name, False, f"the trigger's queueName is {raw_queue} but {setting} is not set as an app "
+                         "setting", f"set {setting}={settings.queue_name} in the Function App's configuration")
+    trigger_account = _connection_account(env.get(connection)) or (env.get(f"{connection}__accountName") or "").strip()
+    if not trigger_account:
+        return Check(name, False, f"the trigger's connection {connection} is not set: the host cannot listen",
+                     f"set {connection} (a connection string, or {connection}__accountName for an identity)")
+    if connection == TRIGGER_CONNECTION:  # the app's own rule (load_settings applies it too)
+        try:
+            _check_queue_is_the_triggers(env, settings.queue)
+        except SettingsError as exc:
+            return Check(name, False, str(exc), f"point {settings.queue.setting} at {trigger_account!r}, or unset it")
+    else:  # a function.json edited to listen through another connection setting
+        target = settings.queue.account_name or _connection_account(settings.queue.connection_string)
+        if target and target != trigger_account:
+            return Check(name, False, f"scans send to account {target!r}, the trigger listens on {trigger_account!r} "
+                         f"({connection})", f"point {settings.queue.setting} at {trigger_account!r}")
+    if queue != settings.queue_name:
+        return Check(name, False, f"scans send to {settings.queue_name!r}, the trigger listens on {queue!r}",
+                     "use the same par_queue_name for both")
+    return Check(name, True, f"{queue!r} on {trigger_account}")
+
+
+def adf_pipeline_check(adf: AdfSettings, declared: Sequence[str] | None, expected: Sequence[str],
+                       failure: Failure | None, principal: str) -> Check:
+    """The pipeline exists and declares exactly the parameters the worker sends."""
+    name = "adf: pipeline and its parameters"
+    where = f"pipeline {adf.pipeline_name!r} of factory {adf.factory_name!r} (resource group {adf.resource_group})"
+    if failure is not None:
+        return probe_check(name, failure, "", right="Data Factory Contributor on the factory (or a role with "
+                           "Microsoft.DataFactory/factories/pipelines/read)", principal=principal,
+                           setting="par_adfv2_name / par_adfv2_pipeline_name",
+                           missing_fix=(f"{where} was not found: import adf/pipeline into the factory, or correct "
+                                        "par_subscription_id, par_resource_group_name, par_adfv2_name and "
+                                        "par_adfv2_pipeline_name"))
+    declared_set, expected_set = set(declared or ()), set(expected)
+    if declared_set == expected_set:
+        return Check(name, True, f"{where} declares {', '.join(sorted(expected_set))}")
+    problems = []
+    if expected_set - declared_set:
+        problems.append(f"missing {', '.join(sorted(expected_set - declared_set))}")
+    if declared_set - expected_set:
+        problems.append(f"unexpected {', '.join(sorted(declared_set - expected_set))}")
+    return Check(name, False, f"{where}: parameters differ from what the worker sends ({'; '.join(problems)})",
+                 f"import adf/pipeline/BlobBackupCopyPipeline.json again: its parameters must be exactly "
+                 f"{', '.join(sorted(expected_set))}")
+
+
+def function_timeout_check(host_json: Path, raw: object, readable: bool, max_copy_seconds: float) -> Check:
+    """`functionTimeout` must exceed the copy wait plus its margin, or every long copy is cut off."""
+    name = "host.json functionTimeout"
+    need = max_copy_seconds + COPY_TIMEOUT_MARGIN_SECONDS
+    wait = f"the copy wait (MAX_LEASE_COPY_TIME_MINUTES {max_copy_seconds / 60:g} min) + {COPY_TIMEOUT_MARGIN_SECONDS} s"
+    if not readable:
+        return Check(name, False, f"{host_json} is missing or not JSON", "deploy the app's host.json")
+    if raw is None:
+        return Check(name, False, "host.json sets no functionTimeout: the plan's default applies (5 min on "
+                     "Consumption, 30 min on Premium)", f'set "functionTimeout" above {wait}')
+    if str(raw).strip() == "-1":
+        return Check(name, True, "unlimited (-1; Premium and Dedicated plans only)")
+    seconds = timespan_seconds(str(raw))
+    if seconds is None:
+        return Check(name, False, f"functionTimeout {str(raw)[:20]!r} is not a timespan (hh:mm:ss)",
+                     'write it as "00:15:00"')
+    if seconds < need:  # the app's own rule (core.settings._check_copy_time_fits): equal fits
+        return Check(name, False, f"{raw} ({seconds / 60:g} min) is shorter than {wait} = {need / 60:g} min",
+                     f"raise functionTimeout to at least {need / 60:g} min, or lower MAX_LEASE_COPY_TIME_MINUTES below "
+                     f"{(seconds - COPY_TIMEOUT_MARGIN_SECONDS) / 60:g}")
+    return Check(name, True, f"{raw} covers {wait} = {need / 60:g} min")
+
+
+def account_identity(target: StorageTarget) -> tuple[str | None, str | None]:
+    """(account name, blob endpoint) of a target, to tell two accounts apart."""
+    if target.connection_string:
+        parts = connection_string_parts(target.connection_string)
+        endpoint = parts.get("BlobEndpoint")
+        if endpoint is None and parts.get("AccountName"):
+            endpoint = f"https://{parts['AccountName']}.blob.{parts.get('EndpointSuffix', 'core.windows.net')}"
+        return _connection_account(target.connection_string), (endpoint or "").rstrip("/").lower() or None
+    return target.account_name, target.account_url("blob").lower()
+
+
+def distinct_accounts_check(settings: Settings) -> Check:
+    """Backups in the source account die with it: they must live in another account."""
+    source, backup = account_identity(settings.source), account_identity(settings.backup)
+    same_name = source[0] is not None and source[0] == backup[0]
+    same_endpoint = source[1] is not None and source[1] == backup[1]
+    if same_name and (same_endpoint or None in (source[1], backup[1])):
+        return Check("backup account is not the source", False,
+                     f"{settings.source.setting} and {settings.backup.setting} both point at account {source[0]!r}",
+                     f"point {settings.backup.setting} at a second storage account: backups in the source account "
+                     "are lost with it")
+    return Check("backup account is not the source", True, f"source {source[0]}, backup {backup[0]}")
+
+
+# -- probes (thin I/O) ----------------------------------------------------------------------------
+
+TYPED_FAILURES = (HttpResponseError, ServiceRequestError, ServiceResponseError, ValueError)
+
+
+class _Probe:
+    """Runs one step; a typed SDK failure ends it as a `Failure` (the later steps then do not run)."""
+
+    def __init__(self) -> None:
+        self.failure: Failure | None = None
+
+    def __call__(self, step: Callable[[], Any]) -> Any:
+        if self.failure is not None:
+            return None
+        try:
+            return step()
+        except TYPED_FAILURES as exc:
+            self.failure = failure_of(exc)
+            return None
+
+
+def _random() -> str:
+    return secrets.token_hex(6)
+
+
+def _probe_source(settings: Settings, principal: str) -> list[Check]:
+    """List, then create / snapshot / lease / delete a directory-marker probe blob (see module docstring)."""
+    setting = settings.source.setting
+    checks: list[Check] = []
+    listing = _Probe()
+    service: BlobServiceClient | None = listing(lambda: blob_service(settings.source))
+    containers: list[str] = []
+    if service is not None:
+        containers = listing(lambda: _first_container_page(service)) or []
+        if listing.failure is None and containers:
+            listing(lambda: next(service.get_container_client(containers[0]).list_blobs(
+                include=["snapshots", "metadata"], results_per_page=1).by_page(), None))
+    checks.append(probe_check("source: list", listing.failure,
+                              f"listed containers ({containers[0]!r} first) and one page of blobs" if containers else
+                              "listed containers (none yet)", right="Storage Blob Data Reader (or Contributor)",
+                              principal=principal, setting=setting))
+    if service is None or listing.failure is not None:
+        return checks
+    temporary = None if containers else f"{PROBE_CONTAINER_PREFIX}{_random()}"
+    container = containers[0] if containers else temporary
+    assert container is not None
+    blob = service.get_blob_client(container, f"{PROBE_PREFIX}{_random()}")
+    write = _Probe()
+    made_container = temporary is not None and write(lambda: service.create_container(temporary)) is not None
+    created = write(lambda: blob.upload_blob(b"", metadata=PROBE_METADATA)) is not None
+    snapshot = _Probe()
+    if created:
+        snapshot(blob.create_snapshot)
+        if snapshot.failure is None:
+            lease = snapshot(lambda: blob.acquire_lease(PROBE_LEASE_SECONDS))
+            if lease is not None:
+                snapshot(lease.release)
+    remove = _Probe()
+    if created:
+        remove(lambda: blob.delete_blob(delete_snapshots="include"))
+    if made_container:
+        remove(lambda: service.delete_container(temporary))
+    where = f"probe blob in container {container!r}"
+    checks.append(probe_check("source: snapshot and lease", write.failure or snapshot.failure,
+                              f"created, snapshotted, leased and released a {where}",
+                              right="Storage Blob Data Contributor (snapshots and leases are writes)",
+                              principal=principal, setting=setting))
+    if created or remove.failure is not None:
+        check = probe_check("source: delete snapshots", remove.failure, f"deleted the {where} with its snapshots",
+                            right="Storage Blob Data Contributor (the producer removes a snapshot whose request "
+                            "could not be queued)", principal=principal, setting=setting)
+        if not check.ok:  # say what was left, so the operator can remove it (the scans skip it meanwhile)
+            left = f"container {container!r}" if temporary else f"probe blob {blob.blob_name!r} in {container!r}"
+            check = Check(check.name, False, f"{check.detail}; {left} remains (the scans skip it)",
+                          f"{check.fix}, then delete that {'container' if temporary else 'blob'}")
+        checks.append(check)
+    return checks
+
+
+def _first_container_page(service: BlobServiceClient) -> list[str]:
+    """The lake containers on the first listing page (`lake_container_names` reads them all)."""
+    page = next(service.list_containers(results_per_page=5).by_page(), [])
+    names = [container.name for container in page if not container.name.startswith("$")]
+    return names or lake_container_names(service)[:1]
+
+
+def _probe_backup(settings: Settings, principal: str) -> list[Check]:
+    """Create a probe container and a probe blob with metadata (the worker's writes), then delete both."""
+    setting = settings.backup.setting
+    probe = _Probe()
+    name = f"{PROBE_CONTAINER_PREFIX}{_random()}"
+    service: BlobServiceClient | None = probe(lambda: blob_service(settings.backup))
+    container = service.get_container_client(name) if service is not None else None
+    if container is not None:
+        probe(container.create_container)
+    made_container = container is not None and probe.failure is None
+    create = probe.failure
+    write = _Probe()
+    if made_container:
+        assert container is not None
+        blob = container.get_blob_client(f"{PROBE_PREFIX}{_random()}")
+        if write(lambda: blob.upload_blob(b"probe", metadata=PROBE_METADATA)) is not None:
+            write(lambda: blob.set_blob_metadata({**PROBE_METADATA, "source_etag": "probe"}))
+    remove = _Probe()
+    if made_container:
+        assert container is not None
+        remove(container.delete_container)
+    checks = [probe_check("backup: create container", create, f"created container {name!r}",
+                          right="Storage Blob Data Contributor", principal=principal, setting=setting)]
+    if made_container:
+        checks.append(probe_check("backup: write", write.failure, "wrote a probe blob and its metadata",
+                                  right="Storage Blob Data Contributor", principal=principal, setting=setting))
+        check = probe_check("backup: delete", remove.failure, f"deleted container {name!r} again",
+                            right="Storage Blob Data Contributor (an unverified backup is deleted)",
+                            principal=principal, setting=setting)
+        if not check.ok:
+            check = Check(check.name, False, f"{check.detail}; container {name!r} remains",
+                          f"{check.fix}, then delete that container")
+        checks.append(check)
+    return checks
+
+
+def _probe_queues(settings: Settings, principal: str) -> list[Check]:
+    """Send/receive/delete on `<queue>-doctor`; only properties of the request and poison queues."""
+    setting, account = settings.queue.setting, account_label(settings.queue)
+    probe_name = f"{settings.queue_name}{PROBE_QUEUE_SUFFIX}"
+    checks: list[Check] = []
+    create = _Probe()
+    probe_queue = create(lambda: queue_client(settings.queue, probe_name))
+    created = False
+    if probe_queue is not None and not _exists(probe_queue):  # an existing one needs no create right
+        try:
+            probe_queue.create_queue()
+            created = True
+        except ResourceExistsError:
+            pass
+        except TYPED_FAILURES as exc:
+            create.failure = failure_of(exc)
+    checks.append(probe_check(
+        "queue: create", create.failure, f"probe queue {probe_name!r} " + ("created" if created else "exists"),
+        right="Storage Queue Data Contributor", principal=principal, setting=setting))
+    if create.failure is not None and create.failure.kind == "denied":
+        checks[-1] = Check("queue: create", False, f"{create.failure.summary}: this principal cannot create queues, "
+                           f"so the probe queue {probe_name!r} cannot be made",
+                           f"create queue {probe_name!r} on {account} once (then send/receive are probed without "
+                           "the create right), or grant Storage Queue Data Contributor")
+    if create.failure is None:
+        assert probe_queue is not None
+        marker = f"backup-doctor probe {_random()}"
+        send = _Probe()
+        send(lambda: probe_queue.send_message(marker, time_to_live=PROBE_MESSAGE_TTL_SECONDS))
+        checks.append(probe_check("queue: send", send.failure, f"sent a probe message to {probe_name!r}",
+                                  right="Storage Queue Data Message Sender", principal=principal, setting=setting))
+        if send.failure is None:
+            receive = _Probe()
+            found = receive(lambda: _receive_and_delete(probe_queue, marker))
+            detail = "received and deleted it" if found else "the probe message did not come back"
+            check = probe_check("queue: receive and delete", receive.failure, detail,
+                                right="Storage Queue Data Message Processor", principal=principal, setting=setting)
+            if receive.failure is None and not found:
+                check = Check(check.name, False, detail, "another process reads the probe queue: stop it and retry")
+            checks.append(check)
+        if created:  # whoever could create it may delete it (Queue Data Contributor); a leftover is an empty queue
+            _Probe()(probe_queue.delete_queue)
+    for name, poison in ((settings.queue_name, False), (settings.poison_queue_name, True)):
+        props = _Probe()
+        props(lambda: queue_client(settings.queue, name).get_queue_properties())
+        if poison:
+            # A probe queue that already existed proves nothing; one made by the operator suggests no create right.
+            can_create = created
+            checks.append(poison_queue_check(name, account, props.failure, can_create, principal=principal,
+                                             setting=setting))
+        else:
+            checks.append(request_queue_check(name, account, props.failure, principal=principal, setting=setting))
+    return checks
+
+
+def _exists(queue: Any) -> bool:
+    """Whether a queue exists; False when that cannot be read either (creating it then tells)."""
+    try:
+        queue.get_queue_properties()
+        return True
+    except TYPED_FAILURES:
+        return False
+
+
+def _receive_and_delete(queue: Any, marker: str) -> bool:
+    """Delete this run's probe message (and stale probes) by pop receipt; True if ours came back."""
+    found = False
+    for message in queue.receive_messages(messages_per_page=32, visibility_timeout=30, max_messages=32):
+        if str(message.content).startswith("backup-doctor probe"):
+            queue.delete_message(message)
+            found = found or message.content == marker
+    return found
+
+
+class AdfCopierLike(Protocol):
+    """What the doctor needs of `backup.copiers.AdfCopier` (handed in by the CLI: admin cannot import backup)."""
+
+    client: Any
+
+    def parameters(self, job: Any) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class _ParameterNamesJob:
+    """Stands in for a CopyJob so that `AdfCopier.parameters` itself names what the worker sends."""
+
+    container: str = "container"
+    blob_name: str = "blob"
+    backup: Any = field(default_factory=lambda: _NamedBackup())
+
+
+@dataclass(frozen=True)
+class _NamedBackup:
+    container_name: str = "containerbak"
+    blob_name: str = "blob_backup"
+
+
+def _probe_adf(adf: AdfSettings, make_copier: Callable[[AdfSettings, TokenCredential], AdfCopierLike],
+               credential: TokenCredential, principal: str) -> Check:
+    """GET the pipeline through the real DataFactoryManagementClient the worker uses."""
+    probe = _Probe()
+    copier = make_copier(adf, credential)
+    expected = list(copier.parameters(_ParameterNamesJob()))
+    pipeline = probe(lambda: copier.client.pipelines.get(adf.resource_group, adf.factory_name, adf.pipeline_name))
+    declared = list((getattr(pipeline, "parameters", None) or {}).keys()) if pipeline is not None else None
+    return adf_pipeline_check(adf, declared, expected, probe.failure, principal)
+
+
+def _resolve_identity(settings: Settings, needed: list[str]) -> tuple[str, Check | None]:
+    """Who DefaultAzureCredential is here, from a token's claims (the token itself is never kept)."""
+    if not needed:
+        return "identity (not used)", None
+    scope = STORAGE_SCOPE
+    if needed == ["adf"] and settings.adf is not None:
+        scope = f"{settings.adf.management_endpoint}/.default"
+    credential = default_credential()
+    try:
+        token = credential.get_token(scope).token
+    except (ClientAuthenticationError, ServiceRequestError, ServiceResponseError) as exc:
+        failure = Failure("auth", f"{type(exc).__name__} (--debug lists each credential it tried)")
+        return "identity (none resolved)", identity_check(None, failure, needed)
+    chosen = getattr(credential, "_successful_credential", None)  # display only; private to azure-identity
+    described = identity_description(type(chosen).__name__ if chosen is not None else None, jwt_claims(token))
+    del token
+    return described, identity_check(described, None, needed)
+
+
+def read_trigger_binding(app_root: Path) -> dict[str, Any] | None:
+    """The queueTrigger binding of the app's function folders (what the host reads)."""
+    for function_json in sorted(app_root.glob("*/function.json")):
+        try:
+            bindings = json.loads(function_json.read_text(encoding="utf-8")).get("bindings", [])
+        except (OSError, ValueError):
+            continue
+        for binding in bindings:
+            if isinstance(binding, dict) and binding.get("type") == "queueTrigger":
+                return binding
+    return None
+
+
+def read_function_timeout(host_json: Path) -> tuple[object, bool]:
+    """(raw functionTimeout or None, whether host.json could be read)."""
+    try:
+        data = json.loads(host_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, False
+    return (data.get("functionTimeout") if isinstance(data, dict) else None), isinstance(data, dict)
+
+
+def in_azure(env: Mapping[str, str]) -> bool:
+    return any((env.get(name) or "").strip() for name in AZURE_HOST_VARIABLES)
+
+
+def run_doctor(env: Mapping[str, str] | None = None, *, host_json: Path = HOST_JSON,
+               adf_copier: Callable[[AdfSettings, TokenCredential], AdfCopierLike] | None = None) -> DoctorReport:
+    """Every check, in the order an operator fixes them; never raises for a configuration problem.
+
+    `load_settings` runs without host.json here (its functionTimeout rule is a
+    check of its own below, with its own fix), so "settings parse" means the
+    settings themselves.
+    """
+    env = os.environ if env is None else env
+    try:
+        settings: Settings | None = load_settings(env, host_json=None)
+        error = None
+    except SettingsError as exc:
+        settings, error = None, exc
+    report = DoctorReport(principal=None, checks=[settings_check(error, settings)])
+    if settings is None:
+        return report
+    identity_users = [name for name, target in (("source", settings.source), ("backup", settings.backup),
+                                                ("queue", settings.queue))
+                      if not target.connection_string and not target.account_key]
+    if settings.copy_engine == "adf":
+        identity_users.append("adf")
+    here_azure = in_azure(env)
+    identity, identity_result = _resolve_identity(settings, identity_users)
+    principal = Principal(
+        source=target_principal(settings.source, identity), backup=target_principal(settings.backup, identity),
+        queue=target_principal(settings.queue, identity),
+        adf=identity if settings.copy_engine == "adf" else None, in_azure=here_azure,
+        identity_used=bool(identity_users))
+    report.principal = principal
+    if identity_result is not None:
+        report.checks.append(identity_result)
+    # Without an identity, its probes could only fail the same way, each after DefaultAzureCredential's
+    # whole chain timed out again: they are reported as not probed instead.
+    no_identity = set(identity_users) if identity_result is not None and not identity_result.ok else set()
+    report.checks.append(distinct_accounts_check(settings))
+    report.checks.extend(not_probed("source") if "source" in no_identity else _probe_source(settings, principal.source))
+    report.checks.extend(not_probed("backup") if "backup" in no_identity else _probe_backup(settings, principal.backup))
+    report.checks.append(trigger_binding_check(read_trigger_binding(host_json.parent), env, settings))
+    report.checks.extend(not_probed("queue") if "queue" in no_identity else _probe_queues(settings, principal.queue))
+    if settings.copy_engine == "adf" and settings.adf is not None:
+        if "adf" in no_identity:
+            report.checks.extend(not_probed("adf"))
+        elif adf_copier is None:  # admin cannot import backup: the surface hands AdfCopier in
+            report.checks.append(Check("adf: pipeline and its parameters", False, "not checked: no ADF client given",
+                                       "run it as `python -m shared_code doctor`"))
+        else:
+            report.checks.append(_probe_adf(settings.adf, adf_copier, default_credential(), identity))
+    raw, readable = read_function_timeout(host_json)
+    report.checks.append(function_timeout_check(host_json, raw, readable, settings.max_copy_seconds))
+    return report
+
+
+def format_doctor(report: DoctorReport) -> str:
+    """A plain aligned table: principal first, then one line per check, its fix indented below."""
+    lines: list[str] = []
+    if report.principal is not None:
+        p = report.principal
+        lines.append("checking as:")
+        for label, who in (("source", p.source), ("backup", p.backup), ("queue", p.queue), ("adf", p.adf)):
+            if who is not None:
+                lines.append(f"  {label:<7} {who}")
+        lines.append(f"  ({p.note})")
+        lines.append("")
+    width = max(len(check.name) for check in report.checks)
+    for check in report.checks:
+        lines.append(f"{'ok' if check.ok else 'PROBLEM':<8} {check.name:<{width}}  {check.detail}")
+        if not check.ok and check.fix:
+            lines.append(f"{'':<8} {'':<{width}}  fix: {check.fix}")
+    problems = sum(not check.ok for check in report.checks)
+    lines.append("")
+    lines.append("all checks passed" if problems == 0 else f"{problems} problem(s)")
+    return "\n".join(lines)
+
+
+__all__ = ["Check", "DoctorReport", "Failure", "Principal", "format_doctor", "run_doctor"]

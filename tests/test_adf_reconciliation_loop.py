@@ -83,7 +83,7 @@ def test_an_error_does_not_stop_the_loop_and_fails_the_run_at_its_end(lake: Lake
     assert (first_status, first["status"], first["complete"]) == (200, "incomplete", False), first
     assert first["errors"][0]["container"] == BAD and re.search(r"\b65\b", first["errors"][0]["error"])
     last_status, last = run.calls[-1]
-    assert (last_status, last["status"], last["complete"], last["error_count"]) == (500, "incomplete", True, 1)
+    assert (last_status, last["status"], last["complete"], last["error_count"]) == (500, "incomplete", True, 1), [c[1]["errors"] for c in run.calls]
     assert run.status == FAILED  # the loop reached the end, and the run still says something went wrong
     retries = 1 + pipeline["properties"]["activities"][0]["typeProperties"]["activities"][0]["policy"]["retry"]
     assert [s for s, _ in run.calls[-retries:]] == [500] * retries       # ADF retries the failed last call

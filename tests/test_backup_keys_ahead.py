@@ -229,10 +229,10 @@ def test_a_listing_ahead_left_unread_by_a_container_that_failed_first_is_cancell
         original_init(self, container, *args, **kwargs)
         started[container.container_name] = self
 
-    def fail_beta(self) -> None:  # type: ignore[no-untyped-def]
+    def fail_beta(self, deadline):  # type: ignore[no-untyped-def]
         if self.container == "beta":
             raise BackupError("beta cannot be backed up")
-        original_list(self)
+        return original_list(self, deadline)
 
     original_list = scan._Scan._list_backups
     monkeypatch.setattr(BackupKeysAhead, "__init__", tracked)

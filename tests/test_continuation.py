@@ -20,6 +20,7 @@ from shared_code.core.errors import InvalidInput
 from shared_code.storage.cursor import Position
 from shared_code.core.naming import MAX_BLOB_NAME
 from tests.conftest import Lake
+from tests import functions_host
 from tests.functions_host import PRODUCER, RECONCILIATION, call_http
 
 BUDGET = 150  # "seconds" of the ticking clock below: each check of the deadline costs one
@@ -80,8 +81,8 @@ def follow(function: str, params: dict[str, str], *, between=None) -> list[dict]
 @pytest.fixture
 def tiny_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_TIME_BUDGET_SECONDS", str(BUDGET))
-    monkeypatch.setattr(listing, "LIST_PAGE_SIZE", PAGE)
-    monkeypatch.setattr(scan, "CLOCK", TickingClock())
+    monkeypatch.setenv("SCAN_LIST_PAGE_SIZE", str(PAGE))
+    monkeypatch.setattr(functions_host, "test_clock", TickingClock())  # every HTTP call's budget ticks per look
 
 
 def test_a_tiny_budget_gives_many_calls_and_every_blob_decided_once(lake: Lake, tiny_budget: None) -> None:

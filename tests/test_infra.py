@@ -70,6 +70,7 @@ OPTIONAL_SETTINGS = {
     "STORAGE_READ_TIMEOUT_SECONDS": "default 20",
     "CONTINUATION_TOKEN_KEY": "derived from the source account settings",
     "SCAN_STATE_CONTAINER": "default reconcile-state",
+    "SCAN_LIST_PAGE_SIZE": "default 5000, the service maximum",
     "AzureWebJobsStorage__accountName": "the system-identity form; the templates use the user-assigned form",
 }
 # Settings the templates set that settings.py does not read: read by the Functions host, the

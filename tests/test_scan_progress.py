@@ -8,6 +8,7 @@ from shared_code.storage import cursor as listing
 from shared_code.scan import scanner as scan
 from shared_code.storage import backup_keys
 from tests.conftest import Lake
+from tests import functions_host
 from tests.functions_host import RECONCILIATION, call_http
 from tests.test_continuation import requested, seed
 
@@ -29,7 +30,7 @@ class ExpiredClock:
 def test_a_budget_spent_before_the_first_container_still_makes_progress(lake: Lake,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: the call answered `scanned: 0, complete: false` with the token it was given, forever."""
-    monkeypatch.setattr(scan, "CLOCK", ExpiredClock())
+    monkeypatch.setattr(functions_host, "test_clock", ExpiredClock())
     for container in ("c-one", "c-two", "c-three"):
         seed(lake, container, 3)
     tokens: list[str | None] = [None]
@@ -52,7 +53,7 @@ def test_a_budget_spent_before_the_first_container_still_makes_progress(lake: La
 def test_a_container_deleted_mid_scan_is_skipped_and_the_account_scan_goes_on(lake: Lake,
                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: the listing's next page raised ResourceNotFoundError: HTTP 500, no token, later containers never scanned."""
-    monkeypatch.setattr(listing, "LIST_PAGE_SIZE", 50)  # c-2 spans 4 pages: the 3rd is fetched after the delete
+    monkeypatch.setenv("SCAN_LIST_PAGE_SIZE", "50")  # c-2 spans 4 pages: the 3rd is fetched after the delete
     for container in ("c-1", "c-2", "c-3"):
         seed(lake, container, 200)
     firsts: list[str] = []

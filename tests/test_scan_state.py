@@ -8,7 +8,6 @@ from hypothesis import given, strategies as st
 
 from shared_code.core.clock import Deadline
 from shared_code.core.detect import BACKUP_KEY_BYTES, backup_key
-from shared_code.core.errors import InvalidInput
 from shared_code.scan.resumable_backups import ResumableBackupKeys
 from shared_code.storage import clients
 from shared_code.storage.backup_keys import BackupKeysAhead
@@ -25,6 +24,15 @@ def test_a_state_blob_reads_back_what_was_written(found: set[bytes], marker: str
     state = KeyState(keys=found, marker=marker, done=done, blocks=blocks)
     data = b"".join(sorted(found)) + encode_trailer(state)
     assert decode_state(data) == state
+
+
+def test_a_damaged_state_blob_is_listed_afresh_not_trusted(lake: Lake) -> None:
+    client, expected = backups(lake, 2)
+    store = ScanStateStore(lake.backup, "reconcile-state")
+    lake.backup.create_container("reconcile-state")
+    lake.backup.get_blob_client("reconcile-state", "raw/0123456789abcdef").upload_blob(b"not a state blob")
+    call = ResumableBackupKeys(store, "raw", client, "0123456789abcdef")
+    assert not call.resumed and call.list_until(None) == expected
 
 
 @pytest.mark.parametrize("data", [b"", b"xy", b"\x00\x00\x00\x05abc", b"k" * 16 + b'{"v":9}' + b"\x00\x00\x00\x07",
@@ -74,8 +82,10 @@ def test_a_listing_spread_over_calls_lists_each_page_once_and_loses_no_key(lake:
     # a call that stops also dropped the next page its reader had requested ahead (3 of the 7).
     assert len({query for _, _, query in listings}) == 4 and len(listings) == 4 + 3, listings
     call.finish()
-    with pytest.raises(InvalidInput, match="start the scan again"):
-        ResumableBackupKeys(store, "raw", client, scan_id)
+    assert not list(lake.backup.get_container_client("reconcile-state").list_blob_names())
+    # The last call's token sent again (an ADF retry, a lost answer): its state is gone, so it lists afresh.
+    again = ResumableBackupKeys(store, "raw", client, scan_id, page_size=3)
+    assert not again.resumed and again.scan_id != scan_id and again.list_until(None) == expected
 
 
 def test_a_listing_that_fits_one_call_writes_no_state(lake: Lake) -> None:

@@ -26,6 +26,7 @@ DEFAULT_WRITE_CONCURRENCY = 16
 DEFAULT_ADF_ENDPOINT = "https://management.azure.com"
 DEFAULT_TIME_BUDGET_SECONDS = 200.0
 DEFAULT_SCAN_STATE_CONTAINER = "reconcile-state"
+SERVICE_MAX_PAGE_SIZE = 5000  # List Blobs' maximum maxresults: fewest requests per entry
 DEFAULT_AHEAD_MAX_KEYS = 1_000_000  # ~100 MB of keys held for a container whose scan has not started yet
 # How long one storage request attempt may wait for an answer once sent. Listing pages, snapshots,
 # queue sends and property reads answer in well under a second on Azure; storage that accepts a
@@ -95,6 +96,7 @@ class Settings:
     continuation_key: bytes = field(default=b"", repr=False)
     scan_state_container: str = DEFAULT_SCAN_STATE_CONTAINER
     ahead_max_keys: int = DEFAULT_AHEAD_MAX_KEYS
+    list_page_size: int = SERVICE_MAX_PAGE_SIZE
 
     @property
     def poison_queue_name(self) -> str:
@@ -285,6 +287,14 @@ def _continuation_key(env: Mapping[str, str], source: StorageTarget) -> bytes:
     return hashlib.sha256(b"continuation-token|" + material.encode("utf-8")).digest()
 
 
+def _list_page_size(env: Mapping[str, str]) -> int:
+    """Entries per listing page the scans ask for (and the most the cursor grows a page to)."""
+    size = int(_positive_number(env, "SCAN_LIST_PAGE_SIZE", SERVICE_MAX_PAGE_SIZE, integer=True))
+    if size > SERVICE_MAX_PAGE_SIZE:
+        raise SettingsError(f"SCAN_LIST_PAGE_SIZE must be at most {SERVICE_MAX_PAGE_SIZE} (the service's maximum), got {size}")
+    return size
+
+
 def _scan_state_container(env: Mapping[str, str], suffix: str) -> str:
     """The backup account's container for reconciliation state (see storage.scan_state)."""
     name = _get(env, "SCAN_STATE_CONTAINER") or DEFAULT_SCAN_STATE_CONTAINER
@@ -341,6 +351,7 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         continuation_key=_continuation_key(env, source),
         scan_state_container=_scan_state_container(env, suffix),
         ahead_max_keys=int(_positive_number(env, "RECONCILE_AHEAD_MAX_KEYS", DEFAULT_AHEAD_MAX_KEYS, integer=True)),
+        list_page_size=_list_page_size(env),
     )
 
 

@@ -24,17 +24,26 @@ RECONCILIATION = "HttpSnapshotIncBackupStorageReconciliation"
 QUEUE_WORKER = "QueueCreateBlobBackupADFv2"
 
 
-def call_http(function: str, method: str = "GET", params: dict[str, str] | None = None,
-              body: bytes | dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
-    """Invoke an HTTP trigger's `main`; returns the status and the parsed JSON body."""
+def http_request(function: str, method: str = "GET", params: dict[str, str] | None = None,
+                 body: bytes | dict[str, Any] | None = None) -> func.HttpRequest:
+    """The `azure.functions.HttpRequest` the host would hand to `function` (a JSON body from a dict)."""
     raw = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
-    req = func.HttpRequest(method, f"http://localhost/api/{function}", params=params or {}, body=raw,
-                           headers={"content-type": "application/json"} if raw else {})
-    response = importlib.import_module(function).main(req)
+    return func.HttpRequest(method, f"http://localhost/api/{function}", params=params or {}, body=raw,
+                            headers={"content-type": "application/json"} if raw else {})
+
+
+def json_answer(response: func.HttpResponse) -> tuple[int, dict[str, Any]]:
+    """Status and JSON object of an HTTP trigger's answer (every answer must be one: ADF requires it)."""
     assert response.mimetype == "application/json"
     payload = json.loads(response.get_body())
     assert isinstance(payload, dict)
     return response.status_code, payload
+
+
+def call_http(function: str, method: str = "GET", params: dict[str, str] | None = None,
+              body: bytes | dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    """Invoke an HTTP trigger's `main`; returns the status and the parsed JSON body."""
+    return json_answer(importlib.import_module(function).main(http_request(function, method, params, body)))
 
 
 def drain(connection_string: str, queue_name: str, options: QueueOptions) -> QueueStats:

@@ -25,18 +25,19 @@ class ResumableBackupKeys:
     def __init__(self, store: ScanStateStore, source_container: str, backups: ContainerClient,
                  scan_id: str | None, page_size: int = LIST_PAGE_SIZE) -> None:
         self._store, self._container, self._backups, self._page_size = store, source_container, backups, page_size
-        self.resumed = scan_id is not None
-        self.scan_id = scan_id or new_scan_id()
-        self._state = store.load(source_container, scan_id) if scan_id else KeyState()
+        loaded = store.load(source_container, scan_id) if scan_id else None
+        self.resumed = loaded is not None
+        self.scan_id = scan_id if loaded is not None else new_scan_id()
+        self._state = loaded or KeyState()
         self._unsaved: list[bytes] = []
         self.pages_listed = 0
 
     @classmethod
     def from_ahead(cls, store: ScanStateStore, source_container: str, backups: ContainerClient,
-                   ahead: BackupKeysAhead) -> "ResumableBackupKeys":
+                   ahead: BackupKeysAhead, page_size: int = LIST_PAGE_SIZE) -> "ResumableBackupKeys":
         """Go on from what the whole-account scan listed ahead (saved only if the call suspends)."""
         keys, marker, done = ahead.take_over()
-        made = cls(store, source_container, backups, None)
+        made = cls(store, source_container, backups, None, page_size)
         made._state = KeyState(keys=keys, marker=marker, done=done)
         made._unsaved = list(keys)
         return made
@@ -70,7 +71,14 @@ class ResumableBackupKeys:
         return state.keys
 
     def suspend(self) -> str:
-        """The call ends before the container does: save what the next call needs; returns the scan id."""
+        """The call ends before the container does: save what the next call needs; returns the scan id.
+
+        A scan's first save also removes what abandoned chains of the same
+        container left (one short listing per scan that spans calls; a scan
+        done in one call writes and lists nothing).
+        """
+        if not self.resumed and not self._state.blocks:
+            self._store.delete_stale(self._container)
         self._store.save(self._container, self.scan_id, self._state, self._unsaved)
         self._unsaved = []
         return self.scan_id

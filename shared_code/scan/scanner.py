@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field, fields
-from typing import Callable, Iterator, Literal
+from typing import Callable, Iterator, Literal, NamedTuple
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobClient
@@ -40,6 +40,8 @@ from shared_code.storage.backup_keys import BackupKeysAhead, present_backup_keys
 from shared_code.storage.queue import RequestSender
 from shared_code.storage.snapshots import SnapshotTaken, take_snapshot
 from shared_code.storage.failures import storage_errors
+from shared_code.storage.scan_state import ScanStateStore
+from shared_code.scan.resumable_backups import ResumableBackupKeys
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,13 @@ Progress = Callable[[str, int], None]
 PROGRESS_EVERY = 1000
 UNBACKUPABLE_LISTED = 100  # per call: all are counted, the first ones listed with their reason (bounded answer)
 WRITE_DRAIN_SHARE = 0.1
-CLOCK: Clock = SYSTEM_CLOCK  # read at call time: tests make time advance per deadline check
+
+
+class Suspended(NamedTuple):
+    """Where a container's scan stopped for lack of time, and the backup keys it saved for the next call."""
+
+    position: Position
+    state: str | None = None
 
 
 class ContainerVanished(ContainerNotFound):
@@ -113,7 +121,8 @@ class _Scan:
     """One container's scan: decisions in the listing thread, writes in the pool."""
 
     def __init__(self, settings: Settings, container: str, mode: Mode, report: ScanReport,
-                 progress: Progress | None = None, backups_ahead: BackupKeysAhead | None = None) -> None:
+                 progress: Progress | None = None, backups_ahead: BackupKeysAhead | None = None,
+                 state: str | None = None) -> None:
         self.progress = progress
         self.container = container
         self.mode = mode
@@ -124,40 +133,73 @@ class _Scan:
         self.backups: set[bytes] | None = None
         self.backups_ahead = backups_ahead
         self.workers = settings.write_concurrency
+        self.state = state  # the scan id of backup keys an earlier call saved (HTTP reconciliation)
+        self.resumable: ResumableBackupKeys | None = None
 
-    def _list_backups(self) -> None:
+    def _list_backups(self, deadline: Deadline | None) -> bool:
+        """The container's backup keys; False when this call's time ran out while listing them.
+
+        Without a deadline (the CLI) they are listed in one go. Under an HTTP
+        budget they are listed once per scan, not once per call: what earlier
+        calls listed is read back from the scan state (`storage.scan_state`),
+        and a listing that does not fit one call goes on in the next.
+        """
         backups = backup_container_client(self.settings, self.container)
         with storage_errors(f"listing backup container {backups.container_name!r}"):
-            if self.backups_ahead is not None:
-                self.backups = self.backups_ahead.result()
+            if deadline is None:
+                self.backups = (self.backups_ahead.result() if self.backups_ahead is not None
+                                else present_backup_keys(backups, self.settings.list_page_size))
+                return True
+            store = scan_state_store(self.settings)
+            if self.backups_ahead is not None and self.state is None:
+                self.resumable = ResumableBackupKeys.from_ahead(store, self.container, backups, self.backups_ahead,
+                                                                self.settings.list_page_size)
             else:
-                self.backups = present_backup_keys(backups)
+                self.resumable = ResumableBackupKeys(store, self.container, backups, self.state,
+                                                     self.settings.list_page_size)
+            self.backups = self.resumable.list_until(deadline)
+        return self.backups is not None
+
+    def _end_call(self, stopped_at: Position | None) -> Suspended | None:
+        """Keep the backup keys for the next call (suspended), or drop the saved ones (done)."""
+        if stopped_at is None:
+            if self.resumable is not None:
+                self.resumable.finish()
+            return None
+        if self.resumable is None:
+            return Suspended(stopped_at)
+        with storage_errors("saving the reconciliation's backup keys"):
+            return Suspended(stopped_at, self.resumable.suspend())
 
     def _has_backup(self, name: str, etag: str, last_modified: object) -> bool:
         assert self.backups is not None
         return backup_key(backup_blob_name(name, last_modified, etag)) in self.backups  # type: ignore[arg-type]
 
     def run(self, prefix: str | None, start: Position, deadline: Deadline | None,
-            reader: PageReader | None = None, on_last_page: Callable[[], None] | None = None) -> Position | None:
+            reader: PageReader | None = None, on_last_page: Callable[[], None] | None = None) -> Suspended | None:
         """Judge every name after `start`; stop after the name at which `deadline` passed.
 
-        Returns where to resume, or None when the container is done. The
-        pool is drained before returning, so every decision up to that
-        position has been acted on. `reader` is this container's source
+        Returns where to resume, or None when the container is done; a call
+        that spent its time listing backups resumes at `start`, its listing
+        saved. The pool is drained before returning, so every decision up to
+        that position has been acted on. `reader` is this container's source
         listing, already started at `start` under `prefix` (the scan reads
         whatever it lists); `on_last_page` runs when its last page arrives.
         """
         scanned = directories = 0
         stopped_at: Position | None = None
-        reader = reader or start_reading(self.source, prefix, start)  # the source's first page loads meanwhile
+        page_size = self.settings.list_page_size
+        reader = reader or start_reading(self.source, prefix, start, page_size)  # the first page loads meanwhile
         reader.on_last_page = on_last_page
         try:
             with reader, storage_errors(f"scanning container {self.container!r}"), BoundedPool(self.workers) as pool:
-                if self.mode == "reconcile":
-                    self._list_backups()
+                if self.mode == "reconcile" and not self._list_backups(deadline):
+                    return self._end_call(start)  # this call listed backups only; the next goes on from there
                 # Reconciliation backs up older snapshotted versions too: it needs every version of a name.
                 settled = never_settled if self.mode == "reconcile" else is_settled
-                for group, position in iterate_groups(self.source, prefix, start, reader=reader, settled=settled):
+                groups = iterate_groups(self.source, prefix, start, page_size, reader=reader, max_page_size=page_size,
+                                        settled=settled)
+                for group, position in groups:
                     verdict, actions = plan(group, self.backups)
                     if verdict is None:
                         directories += any(e.is_directory and e.snapshot is None for e in group)
@@ -186,7 +228,7 @@ class _Scan:
         self.report.add(containers=1)
         if self.progress is not None:
             self.progress(self.container, scanned)
-        return stopped_at
+        return self._end_call(stopped_at)
 
     def _snapshot_and_request(self, action: Action) -> None:
         blob = self.source.get_blob_client(action.name)
@@ -225,9 +267,13 @@ class _Scan:
         self.report.add(backup_requests=1)
 
 
-def _listing_deadline(budget: float | None) -> Deadline | None:
+def _listing_deadline(budget: float | None, clock: Clock) -> Deadline | None:
     """Listing stops a little before the budget, leaving time to finish the writes in flight."""
-    return Deadline.after(budget * (1 - WRITE_DRAIN_SHARE), CLOCK) if budget else None
+    return Deadline.after(budget * (1 - WRITE_DRAIN_SHARE), clock) if budget else None
+
+
+def scan_state_store(settings: Settings) -> ScanStateStore:
+    return ScanStateStore(blob_service(settings.backup), settings.scan_state_container)
 
 
 def _open(continuation: str | None, settings: Settings, operation: str) -> ScanToken | None:
@@ -236,11 +282,12 @@ def _open(continuation: str | None, settings: Settings, operation: str) -> ScanT
 
 def produce(settings: Settings, container: str | None, prefix: str | None = None,
             progress: Progress | None = None, continuation: str | None = None,
-            budget: float | None = None) -> ScanReport:
+            budget: float | None = None, clock: Clock = SYSTEM_CLOCK) -> ScanReport:
     """Snapshot new and changed blobs of one container and request their backups.
 
-    With a `budget` (seconds) the scan stops in time and the report carries a
-    continuation token; passing it back resumes right after the last name done.
+    With a `budget` (seconds, on `clock`) the scan stops in time and the report
+    carries a continuation token; passing it back resumes right after the last
+    name done.
     """
     token = _open(continuation, settings, "produce")
     start = Position()
@@ -255,16 +302,17 @@ def produce(settings: Settings, container: str | None, prefix: str | None = None
     if prefix:
         validate_prefix(prefix)
     report = ScanReport(_errors_before=token.errors if token is not None else 0)
-    stopped = _Scan(settings, container, "produce", report, progress).run(prefix, start, _listing_deadline(budget))
+    stopped = _Scan(settings, container, "produce", report, progress).run(
+        prefix, start, _listing_deadline(budget, clock))
     if stopped is not None:
-        report.suspend(encode_token(ScanToken("produce", container, prefix or None, False, stopped, report.error_count),
-                                    settings.continuation_key))
+        report.suspend(encode_token(ScanToken("produce", container, prefix or None, False, stopped.position,
+                                              report.error_count), settings.continuation_key))
     return report
 
 
 def reconcile(settings: Settings, container: str | None = None, prefix: str | None = None,
               progress: Progress | None = None, continuation: str | None = None,
-              budget: float | None = None) -> ScanReport:
+              budget: float | None = None, clock: Clock = SYSTEM_CLOCK) -> ScanReport:
     """Create missing snapshots and request missing backups, for one container or all.
 
     Over the whole account, a container that cannot be backed up (its backup
@@ -283,13 +331,15 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
             raise InvalidInput("prefix needs a container: reconcile one container's prefix, or the whole account")
         validate_prefix(prefix)
     report = ScanReport(_errors_before=token.errors if token is not None else 0)
-    deadline = _listing_deadline(budget)
+    deadline = _listing_deadline(budget, clock)
     if container is not None:
         validate_container_name(container)
-        stopped = _Scan(settings, container, "reconcile", report, progress).run(prefix, start, deadline)
+    if container is not None:
+        stopped = _Scan(settings, container, "reconcile", report, progress,
+                        state=token.state if token is not None else None).run(prefix, start, deadline)
         if stopped is not None:
-            report.suspend(encode_token(ScanToken("reconcile", container, prefix or None, False, stopped,
-                                                  report.error_count), settings.continuation_key))
+            report.suspend(encode_token(ScanToken("reconcile", container, prefix or None, False, stopped.position,
+                                                  report.error_count, stopped.state), settings.continuation_key))
         return report
     with storage_errors("listing the source account's containers"):
         names = lake_container_names(blob_service(settings.source))
@@ -298,20 +348,22 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
     ahead = _NextContainerAhead(settings)
     try:
         for index, name in enumerate(names):
-            position = start if token is not None and name == token.container else Position()
+            resumed = token is not None and name == token.container
+            position = start if resumed else Position()
             if index > 0 and deadline is not None and deadline.expired():
                 # Only once this call has run a container (which decides at least one name, or
                 # finishes or skips it): a budget spent before the first one must not stop the call
                 # where it started, or every call would answer the same token forever.
-                stopped: Position | None = position
+                stopped: Suspended | None = Suspended(position)
             else:
                 with ahead.taken(name) as (backups, first_page):
                     ahead.start(names[index + 1] if index + 1 < len(names) else None)
+                    state = token.state if resumed and token is not None else None
                     stopped = _reconcile_one(settings, name, report, progress, position, deadline,
-                                             backups, first_page, ahead.start_first_page)
+                                             backups, first_page, ahead.start_first_page, state)
             if stopped is not None:
-                report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped, report.error_count),
-                                            settings.continuation_key))
+                report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped.position,
+                                                      report.error_count, stopped.state), settings.continuation_key))
                 return report
         return report
     finally:
@@ -345,7 +397,8 @@ class _NextContainerAhead:
     def start_first_page(self) -> None:
         """The current container's last page has arrived: request the next one's first page."""
         if self._name is not None and self._first_page is None:
-            self._first_page = start_reading(self._source.get_container_client(self._name), None)
+            self._first_page = start_reading(self._source.get_container_client(self._name), None, Position(),
+                                             self._settings.list_page_size)
 
     @contextlib.contextmanager
     def taken(self, name: str) -> Iterator[tuple[BackupKeysAhead | None, PageReader | None]]:
@@ -374,16 +427,18 @@ def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
     if name is None:
         return None
     try:
-        return BackupKeysAhead(backup_container_client(settings, name), settings.ahead_max_keys)
+        return BackupKeysAhead(backup_container_client(settings, name), settings.ahead_max_keys,
+                               settings.list_page_size)
     except InvalidInput:
         return None  # its backup container name is invalid: reported when its turn comes
 
 
 def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: Progress | None,
                    start: Position, deadline: Deadline | None, backups_ahead: BackupKeysAhead | None,
-                   first_page: PageReader | None, on_last_page: Callable[[], None]) -> Position | None:
+                   first_page: PageReader | None, on_last_page: Callable[[], None],
+                   state: str | None) -> Suspended | None:
     try:
-        return _Scan(settings, name, "reconcile", report, progress, backups_ahead).run(
+        return _Scan(settings, name, "reconcile", report, progress, backups_ahead, state).run(
             None, start, deadline, first_page, on_last_page)
     except ContainerVanished:
         log.warning("container %r was deleted while it was reconciled; the rest of it skipped", name)

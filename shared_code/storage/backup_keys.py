@@ -16,14 +16,14 @@ from shared_code.core.settings import DEFAULT_AHEAD_MAX_KEYS
 from shared_code.storage.pages import backup_name_pages, backup_names
 
 
-def present_backup_keys(container: ContainerClient) -> set[bytes]:
+def present_backup_keys(container: ContainerClient, page_size: int = 5000) -> set[bytes]:
     """Keys of the complete backups in a backup container (empty if it does not exist).
 
     A server-side copy that failed or was aborted leaves a blob under the final
     name; it is not a backup, so it does not count.
     """
     try:
-        return {backup_key(name) for name in backup_names(container)}
+        return {backup_key(name) for name in backup_names(container, page_size)}
     except ResourceNotFoundError:
         return set()
 

@@ -43,12 +43,13 @@ from typing import Callable, Iterator, List, Optional, Tuple
 
 from azure.storage.blob import ContainerClient
 
+from shared_code.core.settings import SERVICE_MAX_PAGE_SIZE
 from shared_code.core.detect import ListedBlob, group_by_name, is_settled
 from shared_code.core.errors import NameNotListable
 from shared_code.storage.pages import PageReader, listed_blob
 from shared_code.core.name_order import LISTING_ORDER, NameKey
 
-LIST_PAGE_SIZE = 5000  # the service maximum: fewest requests per entry
+LIST_PAGE_SIZE = SERVICE_MAX_PAGE_SIZE
 SOURCE_INCLUDE = "snapshots,metadata"
 
 
@@ -60,10 +61,11 @@ class Position:
     after: str | None = None
 
 
-def start_reading(container: ContainerClient, prefix: str | None, start: Position = Position()) -> PageReader:
+def start_reading(container: ContainerClient, prefix: str | None, start: Position = Position(),
+                  page_size: int = LIST_PAGE_SIZE) -> PageReader:
     """A reader already fetching the first page at `start`, for a scan that has other listing to do first."""
     reader = PageReader(container, prefix, SOURCE_INCLUDE)
-    reader.expect(start.marker, LIST_PAGE_SIZE)
+    reader.expect(start.marker, page_size)
     return reader
 
 

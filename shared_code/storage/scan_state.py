@@ -41,7 +41,6 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
 
 from shared_code.core.detect import BACKUP_KEY_BYTES
-from shared_code.core.errors import InvalidInput
 from shared_code.core.naming import quoted_etag
 
 log = logging.getLogger(__name__)
@@ -105,18 +104,24 @@ class ScanStateStore:
     def _blob(self, source_container: str, scan_id: str):  # type: ignore[no-untyped-def]
         return self._container.get_blob_client(f"{source_container}/{scan_id}")
 
-    def load(self, source_container: str, scan_id: str) -> KeyState:
-        """The state a previous call saved; InvalidInput when it is gone (the caller starts over)."""
+    def load(self, source_container: str, scan_id: str) -> KeyState | None:
+        """The state a previous call saved; None when it is gone or unreadable.
+
+        Gone is normal: the scan's last call removed it and the caller (an ADF
+        retry, a client that lost the answer) sends that call's token again.
+        The caller then lists the backups afresh: slower, never wrong.
+        """
         try:
             data = self._blob(source_container, scan_id).download_blob().readall()
         except ResourceNotFoundError:
-            raise InvalidInput("the continuation's saved backup listing is gone (expired or removed): "
-                               "start the scan again without the token") from None
+            log.info("reconciliation state %s/%s is gone; listing the backups again", source_container, scan_id)
+            return None
         try:
             return decode_state(data)
         except ValueError as exc:
-            raise InvalidInput(f"the continuation's saved backup listing cannot be read ({exc}): "
-                               "start the scan again without the token") from None
+            log.warning("reconciliation state %s/%s cannot be read (%s); listing the backups again",
+                        source_container, scan_id, exc)
+            return None
 
     def save(self, source_container: str, scan_id: str, state: KeyState, new_keys: list[bytes]) -> None:
         """Append `new_keys` and a new trailer; the keys already committed are not sent again."""

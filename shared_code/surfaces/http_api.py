@@ -18,6 +18,7 @@ from azure.core.exceptions import AzureError
 from shared_code.scan.continuation import MAX_TOKEN_CHARS
 from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, SettingsError, StorageUnavailable
 from shared_code.scan.scanner import ScanReport, produce, reconcile
+from shared_code.core.clock import SYSTEM_CLOCK, Clock
 from shared_code.core.settings import Settings, load_settings
 from shared_code.storage.failures import describe_storage_failure
 
@@ -117,22 +118,18 @@ def answer_status(error_count: int, continues: bool) -> tuple[int, str]:
     return (200 if continues else 500), "incomplete"
 
 
-def _produce(settings: Settings, params: dict[str, str | None]) -> ScanReport:
-    return produce(settings, params["container"], params["prefix"],
-                   continuation=params["continuation"], budget=settings.time_budget_seconds)
-
-
-def _reconcile(settings: Settings, params: dict[str, str | None]) -> ScanReport:
-    return reconcile(settings, params["container"], params["prefix"],
-                     continuation=params["continuation"], budget=settings.time_budget_seconds)
-
-
 SCAN_PARAMETERS = ("container", "prefix", "continuation")
 
 
-def produce_http(req: func.HttpRequest) -> func.HttpResponse:
-    return run_scan(req, "produce", _produce, SCAN_PARAMETERS)
+def produce_http(req: func.HttpRequest, clock: Clock = SYSTEM_CLOCK) -> func.HttpResponse:
+    """The producer's HTTP call; `clock` times its budget (tests pass one that ticks per look)."""
+    return run_scan(req, "produce", lambda settings, params: produce(
+        settings, params["container"], params["prefix"], continuation=params["continuation"],
+        budget=settings.time_budget_seconds, clock=clock), SCAN_PARAMETERS)
 
 
-def reconcile_http(req: func.HttpRequest) -> func.HttpResponse:
-    return run_scan(req, "reconcile", _reconcile, SCAN_PARAMETERS)
+def reconcile_http(req: func.HttpRequest, clock: Clock = SYSTEM_CLOCK) -> func.HttpResponse:
+    """The reconciliation's HTTP call (see `produce_http`)."""
+    return run_scan(req, "reconcile", lambda settings, params: reconcile(
+        settings, params["container"], params["prefix"], continuation=params["continuation"],
+        budget=settings.time_budget_seconds, clock=clock), SCAN_PARAMETERS)

@@ -42,4 +42,4 @@ bench: deps
 reliability: deps
 	rm -f .reliability/results.json
 	$(PY) -m pytest -q -m reliability
-	$(PY) -m tests.reliability
+	$(PY) -m tests.support.reliability

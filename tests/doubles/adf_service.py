@@ -85,7 +85,7 @@ _LOGGER = logging.getLogger(__name__)
 # serve_forever's default 0.5 s poll would make every stop() take half a second.
 
 API_VERSION = "2018-06-01"
-# Must match adf/pipeline/BlobBackupCopyPipeline.json (tests/test_adf_definition.py checks it).
+# Must match adf/pipeline/BlobBackupCopyPipeline.json (tests/unit/test_adf_definition.py checks it).
 COPY_ACTIVITY_NAME = "CopyBlobToBackup"
 PIPELINE_PARAMETERS = frozenset({"container", "blob_name", "container_backup", "blob_name_backup"})
 PIPELINE_DEFINITION = Path(__file__).resolve().parents[2] / "adf" / "pipeline" / "BlobBackupCopyPipeline.json"

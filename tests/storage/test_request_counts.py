@@ -1,0 +1,52 @@
+"""Scans cost what listing costs: count every storage request of a steady-state scan."""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import pytest
+
+from shared_code.storage import clients
+from tests.support.lake import Lake
+from tests.support.functions import PRODUCER, RECONCILIATION, call_http
+from tests.support.checks import RequestCounter
+
+CONTAINERS = ("alpha", "beta", "gamma")
+PER_CONTAINER = 120
+
+
+@pytest.fixture
+def counter(lake: Lake) -> Iterator[RequestCounter]:
+    for container in CONTAINERS:
+        for i in range(PER_CONTAINER):
+            lake.upload(container, f"dir/{i:04d}.csv", b"x")
+        call_http(PRODUCER, params={"container": container})
+    assert lake.drain().succeeded == len(CONTAINERS) * PER_CONTAINER
+    policy = RequestCounter()
+    with clients.observing(policy):
+        yield policy
+
+
+def test_steady_state_reconciliation_makes_only_listing_requests(counter: RequestCounter) -> None:
+    status, body = call_http(RECONCILIATION)
+    assert status == 200 and (body["snapshots_created"], body["backup_requests"]) == (0, 0)
+    n = len(CONTAINERS) * PER_CONTAINER
+    # list containers + per container one source and one backup listing page
+    assert len(counter.requests) == 1 + 2 * len(CONTAINERS), counter.requests
+    assert len(counter.requests) <= 2 * math.ceil(n / 5000) + len(CONTAINERS) + 2
+    assert all("comp=list" in query for _, _, query in counter.requests), counter.requests
+
+
+def test_steady_state_producer_makes_one_listing_request(counter: RequestCounter) -> None:
+    status, body = call_http(PRODUCER, params={"container": "beta"})
+    assert status == 200 and body["scanned"] == PER_CONTAINER and body["snapshots_created"] == 0
+    assert len(counter.requests) == 1 and "comp=list" in counter.requests[0][2]
+
+
+def test_one_change_costs_one_snapshot_and_one_send(lake: Lake, counter: RequestCounter) -> None:
+    lake.upload("beta", "dir/0007.csv", b"changed")
+    counter.requests.clear()
+    status, body = call_http(PRODUCER, params={"container": "beta"})
+    assert (body["snapshots_created"], body["backup_requests"]) == (1, 1)
+    methods = sorted((method, "comp=snapshot" in query) for method, _, query in counter.requests)
+    assert methods == [("GET", False), ("POST", False), ("PUT", True)]  # list, queue send, snapshot

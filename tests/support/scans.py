@@ -1,0 +1,71 @@
+"""Scans under a ticking clock: seeding, following continuations, reading the requests they queued."""
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+from shared_code.scan import scanner as scan
+from tests.support.functions import call_http
+from tests.support.lake import Lake
+
+
+BUDGET = 150  # "seconds" of the ticking clock below: each check of the deadline costs one
+
+
+PAGE = 500    # small pages: continuations also cross page boundaries (and Azurite's marker quirk)
+
+
+PER_CALL = math.ceil(BUDGET * (1 - scan.WRITE_DRAIN_SHARE))  # names judged by one call before it stops
+
+
+class TickingClock:
+    """Time that advances one second each time it is read, so a call's deadline
+    passes after a fixed number of names however fast or slow the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        self.now += 1.0
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def seed(lake: Lake, container: str, count: int) -> list[str]:
+    client = lake.container(container)
+    names = [f"part-{i:05d}.csv" for i in range(count)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: client.upload_blob(n, b"x", overwrite=True), names))
+    return names
+
+
+def requested(lake: Lake, key: Callable[[dict], object] = lambda m: m["blob_name"]) -> Counter:
+    """How many backup requests the queue holds per `key` (received: they leave the queue for 300 s)."""
+    counts: Counter = Counter()
+    while True:
+        batch = list(lake.queue.receive_messages(max_messages=32, visibility_timeout=300))
+        if not batch:
+            return counts
+        for message in batch:
+            counts[key(json.loads(message.content))] += 1
+
+
+def follow(function: str, params: dict[str, str], *, between=None) -> list[dict]:  # type: ignore[no-untyped-def]
+    bodies = []
+    continuation = None
+    while True:
+        query = dict(params, **({"continuation": continuation} if continuation else {}))
+        status, body = call_http(function, params=query)
+        assert status == 200, body
+        bodies.append(body)
+        if body["complete"]:
+            assert body["continuation"] is None
+            return bodies
+        continuation = body["continuation"]
+        if between is not None:
+            between(len(bodies))

@@ -2,7 +2,7 @@
 // through that identity (serviceEndpoint only, no key), the datasets and the copy pipeline
 // (the reconciliation loop is in reconciliation.bicep). Their
 // definitions are the JSON files under adf/ (what ADF Studio's git integration writes and what
-// tests/test_adf_definition.py checks): one source of truth, read here with loadJsonContent.
+// tests/unit/test_adf_definition.py checks): one source of truth, read here with loadJsonContent.
 param name string
 param location string
 param tags object

@@ -1,6 +1,6 @@
 // Role assignments inside the app's resource group, for the Function App's user-assigned
 // identity and the factory's system-assigned identity. Every row of README.md's role table
-// ("Security") is one resource here or in source-rbac.bicep; tests/test_infra.py compares them.
+// ("Security") is one resource here or in source-rbac.bicep; tests/unit/test_infra.py compares them.
 // Names are guid(scope, principal, role), so a re-deployment updates rather than duplicates.
 param functionPrincipalId string
 param factoryPrincipalId string

@@ -9,7 +9,7 @@ next to one in U+E000-U+FFFF: `a/😀.txt` (U+1F600) sorts *after* `a/ｱ.txt`
 (U+FF71) by code point but *before* it in UTF-16.
 
 - Azurite keeps names as JavaScript strings and sorts them with `<`, which
-  compares UTF-16 code units (pinned on Azurite in tests/test_name_order.py).
+  compares UTF-16 code units (pinned on Azurite in tests/storage/test_name_order.py).
 - Azure documents only that "blobs are listed in alphabetical order, with
   upper-case letters listed first" (List Blobs), i.e. an ordinal, not a
   linguistic order; writing a blob for every Unicode character shows that

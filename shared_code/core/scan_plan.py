@@ -14,7 +14,7 @@ run can print it). The rules:
   reported as unbackupable and never requested: the worker would poison it.
 
 A snapshot's listing entry carries the Last-Modified and ETag of the version it
-holds (pinned on Azurite in tests/test_scan_plan_storage.py), so the backup
+holds (pinned on Azurite in tests/storage/test_scan_plan_storage.py), so the backup
 name of an old version is computed from its entry alone: scans stay at listing
 cost. The common case (one base, one snapshot of its ETag, backup present)
 costs one `judge` and one key lookup, as before; it returns a shared empty tuple.

@@ -10,7 +10,7 @@ calls (listings are sorted by name), and the scan can stop mid-page.
 A name's versions can straddle a page boundary; the cursor carries the last
 group of a page into the next one, so a group is only yielded when complete.
 
-Azurite workaround (emulator bug, pinned in tests/test_listing.py): Azurite's
+Azurite workaround (emulator bug, pinned in tests/storage/test_listing.py): Azurite's
 `NextMarker` is the last returned *name* and its next page starts after that
 name, silently dropping the rest of that name's versions (its base blob
 included). Real Azure markers are opaque and lose nothing. When the service's

@@ -5,7 +5,7 @@ comes back (its visibility timeout expires) and is processed after the
 restart; no failed copy leaves a blob under a final backup name; the
 invariant holds afterwards without any reconciliation to paper over a lost
 request. While storage is down, the HTTP triggers answer a JSON 503 within a
-bounded time (tests/test_http_errors.py covers a port nothing ever listened
+bounded time (tests/storage/test_http_errors.py covers a port nothing ever listened
 on; here a real account disappears under pooled keep-alive connections).
 """
 from __future__ import annotations

@@ -476,7 +476,7 @@ def test_adf_pipeline_with_other_parameters_or_missing_is_a_problem(adf_lake, mo
 
 def test_no_secret_in_any_doctor_output(adf_lake, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """Mirrors tests/test_security.py: the whole output of passing and failing runs holds no key, SAS or token."""
+    """Mirrors tests/storage/test_security.py: the whole output of passing and failing runs holds no key, SAS or token."""
     lake, adf, msi = adf_lake
     monkeypatch.setenv("AzureWebJobsStorage", lake.azurite.connection_string("source"))
     monkeypatch.chdir(tmp_path)

@@ -19,7 +19,7 @@ test_clock: Clock | None = None
 def call_http(function: str, method: str = "GET", params: dict[str, str] | None = None,
               body: bytes | dict[str, Any] | None = None, clock: Clock | None = None) -> tuple[int, dict[str, Any]]:
     """The function's `main`, as the host calls it; with `clock`, its surface with that clock injected
-    (the function folders are one-line adapters of the same surfaces: tests/test_layers.py pins that)."""
+    (the function folders are one-line adapters of the same surfaces: tests/unit/test_layers.py pins that)."""
     clock = clock or test_clock
     if clock is None or function not in SURFACES:
         return call_main(function, method, params, body)

@@ -312,18 +312,23 @@ def test_a_sas_without_delete_fails_the_delete_check_and_names_what_it_left(
     assert repr(left) in check["detail"] and "then delete that blob" in check["fix"]
 
 
-def test_a_queue_sas_without_process_fails_the_receive_check(doctor_env: Lake, monkeypatch: pytest.MonkeyPatch,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def queue_sas_setting(lake: Lake, monkeypatch: pytest.MonkeyPatch, **permissions: bool) -> str:
+    """Point the queue setting at an account SAS with just `permissions`; returns the SAS."""
     from azure.storage.queue import AccountSasPermissions as QueueSasPermissions
     from azure.storage.queue import ResourceTypes as QueueResourceTypes
     from azure.storage.queue import generate_account_sas as generate_queue_sas
-    azurite = doctor_env.azurite
+    azurite = lake.azurite
     sas = generate_queue_sas("source", azurite.accounts["source"], QueueResourceTypes(service=True, container=True,
                                                                                         object=True),
-                             QueueSasPermissions(read=True, add=True, create=True, delete=True, list=True),
-                             expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+                             QueueSasPermissions(**permissions), expiry=datetime.now(timezone.utc) + timedelta(hours=1))
     monkeypatch.setenv("QUEUE_STORAGE_CONNECTION_STRING",
                        f"QueueEndpoint=http://127.0.0.1:{azurite.queue_port}/source;SharedAccessSignature={sas}")
+    return sas
+
+
+def test_a_queue_sas_without_process_fails_the_receive_check(doctor_env: Lake, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    sas = queue_sas_setting(doctor_env, monkeypatch, read=True, add=True, create=True, delete=True, list=True)
     code, report, text = run_json(capsys)
     assert code == 1 and failed(report) == {"queue: receive and delete"}, report
     check = by_name(report)["queue: receive and delete"]
@@ -335,16 +340,7 @@ def test_a_queue_sas_without_process_fails_the_receive_check(doctor_env: Lake, m
 def test_without_the_create_right_a_precreated_probe_queue_is_used_and_a_missing_poison_queue_is_a_problem(
         doctor_env: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Sender + Processor + Reader roles cannot create queues: the queues must exist, and doctor says which."""
-    from azure.storage.queue import AccountSasPermissions as QueueSasPermissions
-    from azure.storage.queue import ResourceTypes as QueueResourceTypes
-    from azure.storage.queue import generate_account_sas as generate_queue_sas
-    azurite = doctor_env.azurite
-    sas = generate_queue_sas("source", azurite.accounts["source"], QueueResourceTypes(service=True, container=True,
-                                                                                        object=True),
-                             QueueSasPermissions(read=True, add=True, process=True, list=True),
-                             expiry=datetime.now(timezone.utc) + timedelta(hours=1))
-    monkeypatch.setenv("QUEUE_STORAGE_CONNECTION_STRING",
-                       f"QueueEndpoint=http://127.0.0.1:{azurite.queue_port}/source;SharedAccessSignature={sas}")
+    queue_sas_setting(doctor_env, monkeypatch, read=True, add=True, process=True, list=True)
     code, report, _ = run_json(capsys)
     assert code == 1 and failed(report) == {"queue: create"}, report
     assert "create queue 'backuprequests-doctor'" in by_name(report)["queue: create"]["fix"]

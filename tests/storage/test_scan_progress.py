@@ -9,27 +9,13 @@ from shared_code.storage import backup_keys
 from tests.support.lake import Lake
 from tests.support import functions as functions_host
 from tests.support.functions import RECONCILIATION, call_http
-from tests.support.scans import requested, seed
-
-
-class ExpiredClock:
-    """Each read is a day after the previous one: a deadline is already past when first checked."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def monotonic(self) -> float:
-        self.now += 86_400.0
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.scans import TickingClock, requested, seed
 
 
 def test_a_budget_spent_before_the_first_container_still_makes_progress(lake: Lake,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Regression: the call answered `scanned: 0, complete: false` with the token it was given, forever."""
-    monkeypatch.setattr(functions_host, "test_clock", ExpiredClock())
+    monkeypatch.setattr(functions_host, "test_clock", TickingClock(step=86_400.0))
     for container in ("c-one", "c-two", "c-three"):
         seed(lake, container, 3)
     tokens: list[str | None] = [None]

@@ -197,21 +197,26 @@ def test_the_copy_source_sas_is_read_only_scoped_and_short_lived(lake: Lake) -> 
 
 
 def test_the_lease_is_renewed_while_the_copy_runs(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
-    import time
+    """Ordered by events, not a sleep: the copy (here: the block) lasts until three renewals have happened."""
+    import threading
     from shared_code.backup.leases import held_lease
     renewals: list[str] = []
+    renewed_thrice = threading.Event()
     real_renew = BlobLeaseClient.renew
 
     def counting_renew(self, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_renew(self, **kwargs)
         renewals.append(self.id)
-        return real_renew(self, **kwargs)
+        if len(renewals) >= 3:
+            renewed_thrice.set()
+        return result
 
     monkeypatch.setattr(BlobLeaseClient, "renew", counting_renew)
     lake.upload("raw", "a.csv", b"v1")
     blob = lake.source.get_blob_client("raw", "a.csv")
-    with held_lease(blob, blob.get_blob_properties().etag.strip('"'), lease_seconds=15, renew_every=0.2) as lease:
+    with held_lease(blob, blob.get_blob_properties().etag.strip('"'), lease_seconds=15, renew_every=0.01) as lease:
         lease_id = lease.id
-        time.sleep(1.0)
+        assert renewed_thrice.wait(30)  # a bound on a wait for an event, not a measurement
         assert blob.get_blob_properties().lease.state == "leased"
     assert len(renewals) >= 3 and set(renewals) == {lease_id}
     assert blob.get_blob_properties().lease.state == "available"

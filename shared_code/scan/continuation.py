@@ -13,7 +13,7 @@ A token must stay under MAX_TOKEN_CHARS, the limit the next call accepts,
 whatever the names. It is binary (UTF-8, no JSON escapes: a CJK character
 costs 3 bytes, not 6 characters), compressed with zlib when that is shorter,
 and carries nothing twice: on a name-marker service (Azurite) the listing
-marker *is* the last name done (`Position(name, name)`, see `listing.py`) and
+marker *is* the last name done (`Position(name, name)`, see `storage.cursor`) and
 is stored as a flag, and since every listed name starts with the scan's prefix,
 `after` is stored without it. Worst case, with a 1,024-character blob name and
 prefix (the service's limit, `naming.MAX_PREFIX`) of 4-byte characters: 85

@@ -13,7 +13,7 @@ While the caller parses and judges one page, the next page (at the marker the
 service returned) is already being fetched in a background thread: the wait
 for the service and the Python work overlap, so a scan costs about what its
 page fetches cost. If the caller continues at another marker (the Azurite
-workaround in `listing.py`), the speculative page is dropped.
+workaround in `storage.cursor`), the speculative page is dropped.
 """
 from __future__ import annotations
 

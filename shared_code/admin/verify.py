@@ -137,7 +137,7 @@ def check_version(container: str, group: list[ListedBlob], source: Content, back
                                     f"({verdict.snapshot_count} snapshot(s) of older versions)"))
     hash_needed = False
     if backup is None:
-        problem = why_unbackupable(verdict.name, verdict.last_modified, verdict.etag)
+        problem = why_unbackupable(verdict.name, verdict.last_modified, verdict.etag, verdict.metadata)
         if problem is not None:
             violations.append(Violation(container, verdict.name, UNBACKUPABLE, f"cannot be backed up: {problem}"))
         else:

@@ -86,6 +86,7 @@ def _http_date(text: str):  # type: ignore[no-untyped-def]
 
 
 def _metadata(blob: ET.Element) -> dict[str, str] | None:
+    """User metadata of an entry: one element per name, its tag the name as stored (case kept)."""
     metadata = blob.find("Metadata")
     return None if metadata is None else {item.tag: item.text or "" for item in metadata}
 
@@ -122,14 +123,16 @@ def listed_blob(blob: ET.Element) -> ListedBlob:
     properties = blob.find("Properties")
     if properties is None:
         raise ValueError("listing entry without properties")
+    metadata = _metadata(blob)
     return ListedBlob(
         name=_name(blob),
         etag=normalize_etag(properties.findtext("Etag") or ""),
         last_modified=_http_date(properties.findtext("Last-Modified") or ""),
         snapshot=blob.findtext("Snapshot") or None,
-        is_directory=is_directory_marker(_metadata(blob)),
+        is_directory=is_directory_marker(metadata),
         size=int(properties.findtext("Content-Length") or 0),
         md5=b64decode(md5) if (md5 := properties.findtext("Content-MD5")) else None,
+        metadata=metadata or None,  # an empty <Metadata/> (no user metadata) keeps the entry's default
     )
 
 

@@ -26,6 +26,7 @@ from azure.storage.blob import BlobClient, BlobLeaseClient
 
 from shared_code.core.clock import Deadline
 from shared_code.core.errors import SourceLeased, SourceSuperseded
+from shared_code.core.naming import quoted_etag
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def held_lease(
     renew_every = lease_seconds / 4 if renew_every is None else renew_every
     lease = BlobLeaseClient(blob)
     try:
-        lease.acquire(lease_duration=lease_seconds, etag=f'"{etag}"', match_condition=MatchConditions.IfNotModified)
+        lease.acquire(lease_duration=lease_seconds, etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified)
     except ResourceModifiedError:
         raise SourceSuperseded(f"blob {blob.blob_name!r} changed before it could be leased") from None
     except ResourceNotFoundError:

@@ -36,7 +36,6 @@ from shared_code.core.naming import normalize_etag, quoted_etag
 log = logging.getLogger(__name__)
 
 BLOB_POLL_SECONDS = 2.0
-ADF_POLL_SECONDS = 10.0
 ADF_TERMINAL_FAILURES = frozenset({"Failed", "Cancelled", "Canceling"})
 DESTINATION_WRITTEN = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 
@@ -181,7 +180,7 @@ class AdfCopier:
 
     def __init__(self, adf: AdfSettings, credential: TokenCredential, poll_seconds: float | None = None) -> None:
         self.adf = adf
-        self.poll_seconds = ADF_POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.poll_seconds = adf.poll_seconds if poll_seconds is None else poll_seconds
         self.client = DataFactoryManagementClient(
             credential,
             adf.subscription_id,

@@ -217,7 +217,7 @@ def _copy_under_lease(job: CopyJob, copier: Copier, base: BlobClient, settings: 
     A copy from a snapshot takes no lease: the snapshot cannot change, and a
     lease would only make the ingestion's writes fail with 412 while it runs.
     """
-    lease = held_lease(base, job.etag) if settings.use_blob_lease and job.reads_base else contextlib.nullcontext()
+    lease = held_lease(base, job.etag, lease_seconds=settings.blob_lease_seconds) if settings.use_blob_lease and job.reads_base else contextlib.nullcontext()
     with lease:
         _copy(copier, job, backup_service, deadline)
 

@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 from azure.core.exceptions import ResourceExistsError
 
-from shared_code.backup import copiers, worker
+from shared_code.backup import worker
 from shared_code.local.azurite import AzuriteInstance, AzuriteUnavailable, random_account_key, start_azurite
 from shared_code.storage.clients import default_credential
 from tests.doubles.adf_service import FakeAdfService
@@ -76,10 +76,10 @@ def adf_lake(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Lake
             "par_adfv2_name": "adf-backup", "par_adfv2_pipeline_name": "BlobBackupCopyPipeline",
             "ADF_MANAGEMENT_ENDPOINT": adf.endpoint, "IDENTITY_ENDPOINT": msi.endpoint,
             "IDENTITY_HEADER": msi.secret, "REQUESTS_CA_BUNDLE": adf.ca_bundle_path,
+            "ADF_POLL_SECONDS": "0.05",
             "NO_PROXY": ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"])),
         }.items():
             monkeypatch.setenv(name, value)
-        monkeypatch.setattr(copiers, "ADF_POLL_SECONDS", 0.05)
         default_credential.cache_clear()
         worker.copier_for.cache_clear()
         yield lake, adf, msi

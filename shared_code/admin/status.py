@@ -60,7 +60,7 @@ def container_status(settings: Settings, container: str) -> ContainerStatus:
         backed_up = backup_key(backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)) in keys
         status.backup_current += backed_up
         status.unbackupable += not backed_up and why_unbackupable(verdict.name, verdict.last_modified,
-                                                                  verdict.etag) is not None
+                                                                  verdict.etag, verdict.metadata) is not None
     return status
 
 

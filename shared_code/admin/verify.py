@@ -15,7 +15,7 @@ a contradiction.
 Like `status`, it works from listings: per container the scans' own grouped
 listing of the source (snapshots, with the Azurite paging workaround; each
 entry carries its size and Content-MD5) and one listing of the backup
-container (size, Content-MD5, metadata, copy state). Bytes are read only when
+container (size, Content-MD5, metadata, copy state; raw pages, `pages.backup_entries`). Bytes are read only when
 a listing cannot decide: a side without Content-MD5, or `--deep`. Then both
 sides are hashed as they stream, the source from the snapshot holding the
 version (immutable) or else the base blob under If-Match.
@@ -33,12 +33,12 @@ from typing import AbstractSet, Any, Mapping
 from urllib.parse import unquote
 
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, BlobProperties, ContainerClient
+from azure.storage.blob import BlobClient, ContainerClient
 
 from shared_code.storage.clients import backup_container_client, blob_service
 from shared_code.core.detect import ListedBlob, backup_key, judge
 from shared_code.core.errors import ContainerNotFound, InvalidInput
-from shared_code.storage.pages import FAILED_COPY_STATES
+from shared_code.storage.pages import backup_entries
 from shared_code.storage.cursor import iterate_groups, never_settled
 from shared_code.core.backupable import why_unbackupable
 from shared_code.core.naming import backup_blob_name, normalize_etag, validate_container_name
@@ -137,7 +137,7 @@ def check_version(container: str, group: list[ListedBlob], source: Content, back
                                     f"({verdict.snapshot_count} snapshot(s) of older versions)"))
     hash_needed = False
     if backup is None:
-        problem = why_unbackupable(verdict.name, verdict.last_modified, verdict.etag)
+        problem = why_unbackupable(verdict.name, verdict.last_modified, verdict.etag, verdict.metadata)
         if problem is not None:
             violations.append(Violation(container, verdict.name, UNBACKUPABLE, f"cannot be backed up: {problem}"))
         else:
@@ -198,26 +198,23 @@ def provenance_problem(container: str, backup_name: str, metadata: Mapping[str, 
     return None
 
 
-def _content(item: BlobProperties) -> Content:
-    md5 = item.content_settings.content_md5 if item.content_settings else None
-    return Content(item.size, bytes(md5) if md5 else None)
-
-
 def _backups(container: str, client: ContainerClient, report: VerifyReport) -> dict[bytes, Content]:
-    """Complete contract-named backups by key, judging each one's provenance stamp on the way."""
+    """Complete contract-named backups by key, judging each one's provenance stamp on the way.
+
+    Read from the raw listing pages (`pages.backup_entries`, include=metadata,copy), like the scans'
+    listings: no SDK object per backup.
+    """
     contents: dict[bytes, Content] = {}
     try:
-        for item in client.list_blobs(include=["metadata", "copy"]):
-            if item.copy is not None and item.copy.status in FAILED_COPY_STATES:
-                continue  # a failed copy under the final name is not a backup (as in status)
-            if named_etag(item.name) is None:
+        for entry in backup_entries(client):  # failed or aborted copies are skipped there (as in status)
+            if named_etag(entry.name) is None:
                 continue
             report.backups_checked += 1
-            problem = provenance_problem(container, item.name, item.metadata or {})
+            problem = provenance_problem(container, entry.name, entry.metadata)
             if problem:
-                report.violations.append(Violation(container, item.name, ORPHANED_METADATA,
-                                                   f"backup {client.container_name}/{item.name}: {problem}"))
-            contents[backup_key(item.name)] = _content(item)
+                report.violations.append(Violation(container, entry.name, ORPHANED_METADATA,
+                                                   f"backup {client.container_name}/{entry.name}: {problem}"))
+            contents[backup_key(entry.name)] = Content(entry.size, entry.md5)
     except ResourceNotFoundError:
         return {}
     return contents

@@ -25,19 +25,17 @@ from azure.core.exceptions import (
 from azure.mgmt.datafactory import DataFactoryManagementClient
 from azure.storage.blob import BlobClient, BlobServiceClient
 
-from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS
 from shared_code.core.clock import Deadline
 from shared_code.backup.copy_plan import SYNC_COPY_MAX_BYTES, ServerCopy, server_copy
 from shared_code.core.errors import CopyFailed, DestinationChanged, SourceSuperseded
-from shared_code.core.naming import normalize_etag
 from shared_code.backup.sas import signed_source_url
-from shared_code.core.settings import AdfSettings
-from shared_code.core.naming import quoted_etag
+from shared_code.storage.snapshots import base_holds
+from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS, AdfSettings
+from shared_code.core.naming import normalize_etag, quoted_etag
 
 log = logging.getLogger(__name__)
 
 BLOB_POLL_SECONDS = 2.0
-ADF_POLL_SECONDS = 10.0
 ADF_TERMINAL_FAILURES = frozenset({"Failed", "Cancelled", "Canceling"})
 DESTINATION_WRITTEN = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 
@@ -84,21 +82,13 @@ class Copier(Protocol):
         """Complete the backup before returning; may be called again for the same job (idempotent)."""
 
 
-def source_still_current(job: CopyJob) -> bool:
-    """Whether the base blob still holds the requested version."""
-    try:
-        return normalize_etag(job.source_base.get_blob_properties().etag) == job.etag
-    except ResourceNotFoundError:
-        return False
-
-
 def discard_if_source_moved(job: CopyJob, what: str, written_etag: str | None = None) -> None:
     """After a copy that read the base blob: keep the backup only if the version never changed.
 
     With `written_etag` (what the copy left) only those bytes are deleted: a
     twin's backup written since is its own to judge.
     """
-    if source_still_current(job):
+    if base_holds(job.source_base, job.etag) is not None:
         return
     condition: dict[str, Any] = {}
     if written_etag is not None:
@@ -190,7 +180,7 @@ class AdfCopier:
 
     def __init__(self, adf: AdfSettings, credential: TokenCredential, poll_seconds: float | None = None) -> None:
         self.adf = adf
-        self.poll_seconds = ADF_POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.poll_seconds = adf.poll_seconds if poll_seconds is None else poll_seconds
         self.client = DataFactoryManagementClient(
             credential,
             adf.subscription_id,

@@ -3,7 +3,7 @@
 Leases are finite (at most 60 s unless renewed; never infinite), so a
 background thread renews the lease while the copy runs; the lease is released
 in every outcome. If the worker process dies, the lease simply expires within
-`LEASE_SECONDS`: nothing is left locked forever. Because our own leases are
+its duration (the `BLOB_LEASE_SECONDS` setting, 15-60 s): nothing is left locked forever. Because our own leases are
 always fixed-duration, a fixed lease found on a source is most likely another
 delivery of the same request (or a dead worker's), which ends by itself, while
 an infinite lease is someone else's lock: `wait_for_lease_end` tells them apart.
@@ -26,16 +26,17 @@ from azure.storage.blob import BlobClient, BlobLeaseClient
 
 from shared_code.core.clock import Deadline
 from shared_code.core.errors import SourceLeased, SourceSuperseded
+from shared_code.core.naming import quoted_etag
+from shared_code.core.settings import BLOB_LEASE_SECONDS_RANGE, DEFAULT_BLOB_LEASE_SECONDS
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60  # the service's maximum finite lease; read at call time so a test process can shorten it
 LEASE_POLL_SECONDS = 0.5
 
 
 @contextlib.contextmanager
 def held_lease(
-    blob: BlobClient, etag: str, *, lease_seconds: int | None = None, renew_every: float | None = None
+    blob: BlobClient, etag: str, *, lease_seconds: int = DEFAULT_BLOB_LEASE_SECONDS, renew_every: float | None = None
 ) -> Iterator[BlobLeaseClient]:
     """Hold a finite lease on `blob` while its version is still `etag`.
 
@@ -43,13 +44,12 @@ def held_lease(
     blob leased by someone else raises SourceLeased (see `wait_for_lease_end`).
     Renewal runs four times per lease period, so one slow renewal does not lose it.
     """
-    lease_seconds = LEASE_SECONDS if lease_seconds is None else lease_seconds
-    if not 15 <= lease_seconds <= 60:
+    if not BLOB_LEASE_SECONDS_RANGE[0] <= lease_seconds <= BLOB_LEASE_SECONDS_RANGE[1]:
         raise ValueError(f"a finite blob lease lasts 15-60 s, not {lease_seconds}")
     renew_every = lease_seconds / 4 if renew_every is None else renew_every
     lease = BlobLeaseClient(blob)
     try:
-        lease.acquire(lease_duration=lease_seconds, etag=f'"{etag}"', match_condition=MatchConditions.IfNotModified)
+        lease.acquire(lease_duration=lease_seconds, etag=quoted_etag(etag), match_condition=MatchConditions.IfNotModified)
     except ResourceModifiedError:
         raise SourceSuperseded(f"blob {blob.blob_name!r} changed before it could be leased") from None
     except ResourceNotFoundError:

@@ -42,7 +42,7 @@ from shared_code.core.provenance import SOURCE_ETAG, backup_metadata, metadata_p
 from shared_code.core.settings import Settings, load_settings
 from shared_code.storage.content import same_content
 from shared_code.storage.queue import send_creating_queue
-from shared_code.storage.snapshots import snapshot_of_version
+from shared_code.storage.snapshots import base_holds, snapshot_of_version
 from shared_code.storage.failures import storage_errors
 
 log = logging.getLogger(__name__)
@@ -112,15 +112,6 @@ def _ensure_container(service: BlobServiceClient, name: str, *, recheck: bool = 
         _created_containers.add(key)
 
 
-def _base_holds(base: BlobClient, etag: str) -> BlobProperties | None:
-    """The base blob's properties if it still is the version with `etag`."""
-    try:
-        props = base.get_blob_properties()
-    except ResourceNotFoundError:
-        return None
-    return props if normalize_etag(props.etag) == etag else None
-
-
 def _backup_state(backup: BlobClient, base: BlobClient, snapshot: BlobClient | None, etag: str,
                   metadata: dict[str, str], deadline: Deadline) -> BackupState:
     """Whether a complete, verified backup is already there (a duplicate delivery, or an earlier try).
@@ -146,7 +137,7 @@ def _backup_state(backup: BlobClient, base: BlobClient, snapshot: BlobClient | N
         props = backup.get_blob_properties()
     if SOURCE_ETAG in props.metadata:
         return BackupState(done=True)
-    verified = _base_holds(base, etag) is not None or (snapshot is not None and same_content(backup, snapshot))
+    verified = base_holds(base, etag) is not None or (snapshot is not None and same_content(backup, snapshot))
     if not verified:
         return BackupState(done=False, replaceable_etag=props.etag)
     try:
@@ -197,7 +188,7 @@ def _find_version(source: BlobServiceClient, request: BackupRequest, engine: str
     found = _snapshot_with_version(source, request)
     base_props = None
     if found is None or engine == "adf":
-        base_props = _base_holds(source.get_blob_client(request.container, request.blob_name), request.etag)
+        base_props = base_holds(source.get_blob_client(request.container, request.blob_name), request.etag)
     if found is not None:
         return Version(properties=found[1], snapshot=found[0], base_holds_version=base_props is not None)
     if base_props is None:
@@ -226,7 +217,7 @@ def _copy_under_lease(job: CopyJob, copier: Copier, base: BlobClient, settings: 
     A copy from a snapshot takes no lease: the snapshot cannot change, and a
     lease would only make the ingestion's writes fail with 412 while it runs.
     """
-    lease = held_lease(base, job.etag) if settings.use_blob_lease and job.reads_base else contextlib.nullcontext()
+    lease = held_lease(base, job.etag, lease_seconds=settings.blob_lease_seconds) if settings.use_blob_lease and job.reads_base else contextlib.nullcontext()
     with lease:
         _copy(copier, job, backup_service, deadline)
 

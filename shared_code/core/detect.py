@@ -32,6 +32,9 @@ class ListedBlob(NamedTuple):
     is_directory: bool = False
     size: int | None = None    # Content-Length and Content-MD5, for `verify` (the scans do not need them)
     md5: bytes | None = None
+    # The entry's user metadata, only when it has some (None otherwise, so the common entry stays as cheap);
+    # names as the listing spells them (case as stored). The scans judge it with `backupable.why_unbackupable`.
+    metadata: Mapping[str, str] | None = None
 
 
 class Verdict(NamedTuple):
@@ -43,6 +46,7 @@ class Verdict(NamedTuple):
     needs_snapshot: bool
     newest_snapshot: str | None
     snapshot_count: int  # snapshots in the group (a settled group cut by a page boundary may show fewer)
+    metadata: Mapping[str, str] | None = None  # the base blob's user metadata (ListedBlob.metadata)
 
 
 def is_directory_marker(metadata: Mapping[str, str] | None) -> bool:
@@ -84,6 +88,7 @@ def judge(group: list[ListedBlob]) -> Verdict | None:
         needs_snapshot=newest is None or newest.etag != base.etag,
         newest_snapshot=newest.snapshot if newest is not None else None,
         snapshot_count=count,
+        metadata=base.metadata,
     )
 
 
@@ -111,14 +116,6 @@ def group_by_name(entries: Iterable[ListedBlob]) -> Iterator[list[ListedBlob]]:
         group.append(entry)
     if group:
         yield group
-
-
-def judge_listing(entries: Iterable[ListedBlob]) -> Iterator[Verdict]:
-    """Verdicts for every base blob of a name-sorted listing, as it streams."""
-    for group in group_by_name(entries):
-        verdict = judge(group)
-        if verdict is not None:
-            yield verdict
 
 
 def backup_key(backup_name: str) -> bytes:

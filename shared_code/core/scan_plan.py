@@ -10,8 +10,9 @@ run can print it). The rules:
   backup is missing gets a request naming that snapshot, once per version
   (several snapshots of one version share its ETag and its backup), the
   current version included (from its newest snapshot);
-- a version that can never be backed up (`backupable.why_unbackupable`) is
-  reported as unbackupable and never requested: the worker would poison it.
+- a version that can never be backed up (`backupable.why_unbackupable`: its
+  name, or its user metadata from the listing entry) is reported as
+  unbackupable and never requested: the worker would poison it.
 
 A snapshot's listing entry carries the Last-Modified and ETag of the version it
 holds (pinned on Azurite in tests/storage/test_scan_plan_storage.py), so the backup
@@ -56,7 +57,7 @@ def _current(verdict: Verdict, backups: AbstractSet[bytes] | None) -> list[Actio
     """Actions for the base blob's current version."""
     name, etag, last_modified = verdict.name, verdict.etag, verdict.last_modified
     if verdict.needs_snapshot:
-        problem = why_unbackupable(name, last_modified, etag)
+        problem = why_unbackupable(name, last_modified, etag, verdict.metadata)
         reason = ("new blob: no snapshot yet" if verdict.newest_snapshot is None
                   else f"changed: ETag {etag} differs from its newest snapshot {verdict.newest_snapshot}'s")
         actions = [Action(SNAPSHOT, name, etag, last_modified, verdict.newest_snapshot, reason, problem is None)]
@@ -65,7 +66,7 @@ def _current(verdict: Verdict, backups: AbstractSet[bytes] | None) -> list[Actio
         return actions
     if backups is None or _key(name, last_modified, etag) in backups:
         return []
-    problem = why_unbackupable(name, last_modified, etag)
+    problem = why_unbackupable(name, last_modified, etag, verdict.metadata)
     if problem is not None:
         return [Action(UNBACKUPABLE, name, etag, last_modified, verdict.newest_snapshot, problem)]
     return [Action(REQUEST, name, etag, last_modified, verdict.newest_snapshot,
@@ -85,7 +86,7 @@ def _older_versions(group: list[ListedBlob], current_etag: str | None, backups: 
     for etag, entry in sorted(holding.items(), key=lambda item: snapshot_order_key(item[1].snapshot or "")):
         if _key(entry.name, entry.last_modified, etag) in backups:
             continue
-        problem = why_unbackupable(entry.name, entry.last_modified, etag)
+        problem = why_unbackupable(entry.name, entry.last_modified, etag, entry.metadata)
         if problem is not None:
             actions.append(Action(UNBACKUPABLE, entry.name, etag, entry.last_modified, entry.snapshot, problem))
         else:

@@ -34,6 +34,9 @@ DEFAULT_AHEAD_MAX_KEYS = 1_000_000  # ~100 MB of keys held for a container whose
 # the back-off waits stay under ~100 s. The one long operation, the synchronous server-side copy,
 # waits up to its own deadline instead (see copiers.BlobCopier).
 DEFAULT_READ_TIMEOUT_SECONDS = 20.0
+BLOB_LEASE_SECONDS_RANGE = (15, 60)  # what the service allows for a finite blob lease
+DEFAULT_BLOB_LEASE_SECONDS = 60      # the longest finite lease: fewest renewals
+DEFAULT_ADF_POLL_SECONDS = 10.0
 MAX_READ_TIMEOUT_SECONDS = 300.0  # the benchmark's stalled-Azurite tolerance; keep HTTP deployments at the default
 HTTP_HARD_LIMIT_SECONDS = 230.0  # Azure's load balancer ends any HTTP call after this
 ADF_SETTINGS = ("par_subscription_id", "par_resource_group_name", "par_adfv2_name", "par_adfv2_pipeline_name")
@@ -78,6 +81,7 @@ class AdfSettings:
     factory_name: str
     pipeline_name: str
     management_endpoint: str = DEFAULT_ADF_ENDPOINT
+    poll_seconds: float = DEFAULT_ADF_POLL_SECONDS  # between looks at a pipeline run (ADF_POLL_SECONDS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +93,7 @@ class Settings:
     copy_engine: CopyEngine = "blob"
     adf: AdfSettings | None = None
     use_blob_lease: bool = True
+    blob_lease_seconds: int = DEFAULT_BLOB_LEASE_SECONDS
     max_copy_minutes: float = DEFAULT_MAX_COPY_MINUTES
     backup_container_suffix: str = DEFAULT_BACKUP_SUFFIX
     write_concurrency: int = DEFAULT_WRITE_CONCURRENCY
@@ -205,6 +210,7 @@ def _adf(env: Mapping[str, str]) -> AdfSettings | None:
         factory_name=values["par_adfv2_name"],  # type: ignore[arg-type]
         pipeline_name=values["par_adfv2_pipeline_name"],  # type: ignore[arg-type]
         management_endpoint=endpoint,
+        poll_seconds=_positive_number(env, "ADF_POLL_SECONDS", DEFAULT_ADF_POLL_SECONDS),
     )
 
 
@@ -337,6 +343,7 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         raise SettingsError(f"HTTP_TIME_BUDGET_SECONDS must be at most {HTTP_HARD_LIMIT_SECONDS - 10:g}: "
                             f"Azure ends HTTP calls after {HTTP_HARD_LIMIT_SECONDS:g} s")
     return Settings(
+        blob_lease_seconds=_blob_lease_seconds(env),
         source=source,
         backup=backup,
         queue=queue,
@@ -353,6 +360,14 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         ahead_max_keys=int(_positive_number(env, "RECONCILE_AHEAD_MAX_KEYS", DEFAULT_AHEAD_MAX_KEYS, integer=True)),
         list_page_size=_list_page_size(env),
     )
+
+
+def _blob_lease_seconds(env: Mapping[str, str]) -> int:
+    low, high = BLOB_LEASE_SECONDS_RANGE
+    seconds = int(_positive_number(env, "BLOB_LEASE_SECONDS", DEFAULT_BLOB_LEASE_SECONDS, integer=True))
+    if not low <= seconds <= high:
+        raise SettingsError(f"BLOB_LEASE_SECONDS must be {low}-{high} (a finite blob lease), got {seconds}")
+    return seconds
 
 
 def load_local_settings(path: Path) -> int:

@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 from urllib.parse import quote, unquote
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
@@ -38,9 +38,8 @@ FAILED_COPY_STATES = frozenset({"failed", "aborted"})
 
 @dataclass(frozen=True)
 class RawPage:
-    """One List Blobs response body, not parsed yet, and the marker it was fetched at."""
+    """One List Blobs response body, not parsed yet."""
 
-    marker: str | None
     body: bytes
 
 
@@ -68,7 +67,7 @@ def fetch_page(container: ContainerClient, prefix: str | None, marker: str | Non
         raise ResourceNotFoundError(response=response)
     if response.status_code != 200:
         raise HttpResponseError(response=response)
-    return RawPage(marker, response.body())
+    return RawPage(response.body())
 
 
 def _name(blob: ET.Element) -> str:
@@ -86,6 +85,7 @@ def _http_date(text: str):  # type: ignore[no-untyped-def]
 
 
 def _metadata(blob: ET.Element) -> dict[str, str] | None:
+    """User metadata of an entry: one element per name, its tag the name as stored (case kept)."""
     metadata = blob.find("Metadata")
     return None if metadata is None else {item.tag: item.text or "" for item in metadata}
 
@@ -122,14 +122,16 @@ def listed_blob(blob: ET.Element) -> ListedBlob:
     properties = blob.find("Properties")
     if properties is None:
         raise ValueError("listing entry without properties")
+    metadata = _metadata(blob)
     return ListedBlob(
         name=_name(blob),
         etag=normalize_etag(properties.findtext("Etag") or ""),
         last_modified=_http_date(properties.findtext("Last-Modified") or ""),
         snapshot=blob.findtext("Snapshot") or None,
-        is_directory=is_directory_marker(_metadata(blob)),
+        is_directory=is_directory_marker(metadata),
         size=int(properties.findtext("Content-Length") or 0),
         md5=b64decode(md5) if (md5 := properties.findtext("Content-MD5")) else None,
+        metadata=metadata or None,  # an empty <Metadata/> (no user metadata) keeps the entry's default
     )
 
 
@@ -138,6 +140,26 @@ def complete_backup_name(blob: ET.Element) -> str | None:
     properties = blob.find("Properties")
     status = properties.findtext("CopyStatus") if properties is not None else None
     return None if status in FAILED_COPY_STATES else _name(blob)
+
+
+class BackupEntry(NamedTuple):
+    """What `verify` needs of one complete backup in a backup listing (include=metadata,copy)."""
+
+    name: str
+    size: int
+    md5: bytes | None
+    metadata: dict[str, str]
+
+
+def complete_backup_entry(blob: ET.Element) -> BackupEntry | None:
+    """An entry of a backup listing with its size, Content-MD5 and metadata; None if its copy failed or was aborted."""
+    name = complete_backup_name(blob)
+    properties = blob.find("Properties")
+    if name is None or properties is None:
+        return None
+    md5 = properties.findtext("Content-MD5")
+    return BackupEntry(name, int(properties.findtext("Content-Length") or 0), b64decode(md5) if md5 else None,
+                       _metadata(blob) or {})
 
 
 class PageReader:
@@ -199,6 +221,17 @@ def backup_name_pages(container: ContainerClient, marker: str | None = None,
         while True:
             blobs, marker = reader.read(marker, page_size)
             yield [name for blob in blobs if (name := complete_backup_name(blob)) is not None], marker
+            if not marker:
+                return
+
+
+def backup_entries(container: ContainerClient, page_size: int = 5000) -> Iterator[BackupEntry]:
+    """The complete backups of a backup container with what `verify` judges (raw pages, as the scans read)."""
+    with PageReader(container, None, "metadata,copy") as reader:
+        marker: str | None = None
+        while True:
+            blobs, marker = reader.read(marker, page_size)
+            yield from (entry for blob in blobs if (entry := complete_backup_entry(blob)) is not None)
             if not marker:
                 return
 

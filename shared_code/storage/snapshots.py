@@ -6,12 +6,24 @@ from datetime import datetime
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import BlobClient
+from azure.storage.blob import BlobClient, BlobProperties
 
 from shared_code.core.errors import BlobKeepsChanging
 from shared_code.core.naming import normalize_etag, quoted_etag
 
 SNAPSHOT_ATTEMPTS = 3
+
+
+def base_holds(base: BlobClient, etag: str) -> BlobProperties | None:
+    """The base blob's properties if it still is the version with `etag` (None: rewritten or deleted).
+
+    The one check "is the source ETag still current", for the worker and both copy engines.
+    """
+    try:
+        props = base.get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+    return props if normalize_etag(props.etag) == etag else None
 
 
 @dataclass(frozen=True)

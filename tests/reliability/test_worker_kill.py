@@ -77,6 +77,7 @@ def test_a_worker_killed_mid_copy(adf_lake, monkeypatch: pytest.MonkeyPatch, tmp
     lake, adf, _ = adf_lake
     leased = case == "lease"
     monkeypatch.setenv("USING_BLOB_LEASE", "true" if leased else "false")
+    monkeypatch.setenv("BLOB_LEASE_SECONDS", str(CHILD_LEASE_SECONDS))  # settings, read by the worker child
     lake.upload("raw", "big.csv", b"version 1," * 1000)
     call_http(PRODUCER, params={"container": "raw"})
     [body] = lake.messages()
@@ -145,12 +146,8 @@ def finish_orphan_run(lake: Lake, run_id: str) -> None:
 
 def _serve_one_delivery() -> None:
     """The child: receive one message for the real queue function and process it; then wait to be killed."""
-    from shared_code.backup import copiers
-    from shared_code.backup import leases
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s", stream=sys.stderr)
     logging.getLogger("azure").setLevel(logging.WARNING)
-    copiers.ADF_POLL_SECONDS = 0.05
-    leases.LEASE_SECONDS = CHILD_LEASE_SECONDS
     QueueTriggerRunner.PROCESSING_VISIBILITY_SECONDS = CHILD_VISIBILITY_SECONDS
     connection = os.environ["QUEUE_STORAGE_CONNECTION_STRING"]
     runner = QueueTriggerRunner(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from azure.storage.blob import BlobLeaseClient
 
 from shared_code.backup import copiers
 from shared_code.backup import worker
@@ -35,6 +36,26 @@ def test_adf_engine_backs_up_through_a_pipeline_run(adf_lake, monkeypatch: pytes
     assert run.status == "Succeeded" and run.polls >= 3
     assert msi.resources and set(msi.resources) == {adf.endpoint}
     assert props.lease.state == "available"
+
+
+def test_the_worker_leases_for_the_blob_lease_seconds_setting(adf_lake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10: the duration was a module global (`leases.LEASE_SECONDS`) tests patched; now a setting."""
+    lake, _, _ = adf_lake
+    monkeypatch.setenv("USING_BLOB_LEASE", "true")
+    monkeypatch.setenv("BLOB_LEASE_SECONDS", "15")
+    durations: list[int] = []
+    real_acquire = BlobLeaseClient.acquire
+
+    def recording_acquire(self, lease_duration: int = -1, **kwargs):  # type: ignore[no-untyped-def]
+        durations.append(lease_duration)
+        return real_acquire(self, lease_duration=lease_duration, **kwargs)
+
+    monkeypatch.setattr(BlobLeaseClient, "acquire", recording_acquire)
+    lake.upload("raw", "a.csv", b"a")
+    call_http(PRODUCER, params={"container": "raw"})
+    result = lake.drain()
+    assert (result.succeeded, result.failed) == (1, 0), result.errors
+    assert durations == [15]
 
 
 @pytest.mark.parametrize("ending", ["fail", "cancel"])

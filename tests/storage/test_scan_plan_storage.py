@@ -111,3 +111,35 @@ def test_the_cli_counts_every_unbackupable_name_and_lists_a_bounded_few(lake: La
     total = json.loads(capsys.readouterr().out)
     assert total["unbackupable"] == 7 and len(total["unbackupable_blobs"]) == 4
     assert lake.queue_length() == 0
+
+
+def test_blobs_whose_metadata_cannot_sit_beside_the_stamp_are_reported_and_never_queued(lake: Lake) -> None:
+    """Regression (issue 10 findings 12 + 6): only the worker refused them, poisoning one message per scan.
+
+    A metadata name colliding with a stamp key (case-insensitively, case as stored in the listing) and
+    ~7 KiB of metadata (over Azure's 8 KiB with the stamp) are unbackupable in the scans, status and
+    verify; ordinary metadata is still backed up with the blob.
+    """
+    lake.upload("raw", "clash.csv", b"x", metadata={"Source_ETag": "x"})
+    lake.upload("raw", "large.csv", b"x", metadata={"big": "v" * 7 * 1024})
+    lake.upload("raw", "plain.csv", b"x", metadata={"Owner": "team-a"})
+    status, body = call_http(PRODUCER, params={"container": "raw"})
+    assert status == 200 and body["status"] == "ok" and body["snapshots_created"] == 3, body
+    assert [m["blob_name"] for m in _requests(lake)] == ["plain.csv"]
+    reasons = {e["blob"]: e["reason"] for e in body["unbackupable_blobs"]}
+    assert body["unbackupable"] == 2 and set(reasons) == {"clash.csv", "large.csv"}, body
+    assert "Source_ETag" in reasons["clash.csv"] and "reserved" in reasons["clash.csv"]
+    assert "metadata limit" in reasons["large.csv"]
+    assert lake.drain().succeeded == 1 and lake.queue_length(poison=True) == 0
+    (backup_name,) = lake.backup_names("raw")
+    backup_metadata = lake.backup.get_blob_client("rawbak", backup_name).get_blob_properties().metadata
+    assert backup_metadata["Owner"] == "team-a" and "source_etag" in backup_metadata
+    status, body = call_http(RECONCILIATION)
+    assert (status, body["unbackupable"], body["backup_requests"]) == (200, 2, 0), body
+    assert {e["blob"] for e in body["unbackupable_blobs"]} == {"clash.csv", "large.csv"}
+    assert lake.queue_length() == 0 and lake.queue_length(poison=True) == 0
+    (row,) = lake_status(lake.settings).containers
+    assert (row.blobs, row.backup_current, row.unbackupable) == (3, 1, 2)
+    violations = {v.blob: v for v in verify_lake(lake.settings, "raw").violations}
+    assert {name: v.kind for name, v in violations.items()} == {"clash.csv": UNBACKUPABLE, "large.csv": UNBACKUPABLE}
+    assert "Source_ETag" in violations["clash.csv"].detail and "metadata limit" in violations["large.csv"].detail

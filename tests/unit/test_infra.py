@@ -71,6 +71,8 @@ OPTIONAL_SETTINGS = {
     "CONTINUATION_TOKEN_KEY": "derived from the source account settings",
     "SCAN_STATE_CONTAINER": "default reconcile-state",
     "SCAN_LIST_PAGE_SIZE": "default 5000, the service maximum",
+    "BLOB_LEASE_SECONDS": "default 60, the longest finite blob lease",
+    "ADF_POLL_SECONDS": "default 10",
     "AzureWebJobsStorage__accountName": "the system-identity form; the templates use the user-assigned form",
 }
 # Settings the templates set that settings.py does not read: read by the Functions host, the

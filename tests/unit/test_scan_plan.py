@@ -130,3 +130,19 @@ def _worker_refuses(name: str, lm: datetime, etag: str) -> bool:
 def test_why_unbackupable_agrees_with_what_the_worker_refuses(core: str, padding: int) -> None:
     name = "p" * padding + core
     assert (why_unbackupable(name, LM1, "0x8D7CB73F1C5E0C2") is not None) == _worker_refuses(name, LM1, "0x8D7CB73F1C5E0C2")
+
+
+# -- findings 12 + 6: metadata that cannot sit beside the provenance stamp ----------------------
+
+def test_each_version_is_judged_by_its_own_listed_metadata() -> None:
+    """The current version by its base entry's metadata, an older one by its snapshot's: the worker reads
+    the properties of the snapshot holding the version, and those are what that snapshot's entry lists."""
+    clash = {"SOURCE_etag": "mine"}
+    base = ListedBlob(NAME, "0x2", LM2, metadata=clash)
+    old = ListedBlob(NAME, "0x1", LM1, snapshot="2024-01-31T10:00:00.0000000Z", metadata={"big": "v" * 7000})
+    verdict, actions = plan([old, base], set())
+    assert [(a.kind, a.etag) for a in actions] == [(UNBACKUPABLE, "0x1"), (SNAPSHOT, "0x2"), (UNBACKUPABLE, "0x2")]
+    assert "metadata limit" in actions[0].reason and "SOURCE_etag" in actions[2].reason
+    assert not actions[1].request  # snapshotted (its only protection), never requested
+    ordinary = [ListedBlob(NAME, "0x2", LM2, metadata={"owner": "a"}), snap("0x2", "01", LM2)]
+    assert kinds(plan(ordinary, set())[1]) == [(REQUEST, "0x2", "2024-01-31T10:00:01.0000000Z")]

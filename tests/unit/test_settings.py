@@ -155,3 +155,19 @@ def test_the_scan_state_container_cannot_be_a_backup_container() -> None:
         load_settings({**BASE, "SCAN_STATE_CONTAINER": "statebak"}, host_json=None)
     with pytest.raises(SettingsError, match="SCAN_STATE_CONTAINER"):
         load_settings({**BASE, "SCAN_STATE_CONTAINER": "Bad_Name"}, host_json=None)
+
+
+def test_the_blob_lease_duration_is_a_validated_setting() -> None:
+    """Issue 10: it was a module global (`leases.LEASE_SECONDS`) that tests patched in a child process."""
+    assert load_settings(BASE).blob_lease_seconds == 60
+    assert load_settings({**BASE, "BLOB_LEASE_SECONDS": "15"}).blob_lease_seconds == 15
+    for bad in ("14", "61", "-1", "ten"):
+        with pytest.raises(SettingsError, match="BLOB_LEASE_SECONDS"):
+            load_settings({**BASE, "BLOB_LEASE_SECONDS": bad})
+
+
+def test_the_adf_poll_interval_is_a_setting() -> None:
+    adf = {"par_subscription_id": "s", "par_resource_group_name": "rg", "par_adfv2_name": "f",
+           "par_adfv2_pipeline_name": "p"}
+    settings = load_settings({**BASE, **adf, "ADF_POLL_SECONDS": "0.5"})
+    assert settings.adf is not None and settings.adf.poll_seconds == 0.5

@@ -7,7 +7,7 @@ a snapshot holds has a backup too (what reconciliation requests). A version
 the worker refuses (`backupable.why_unbackupable`) is its own kind,
 `unbackupable`, with the reason. Backups under a contract
 name must also carry the provenance stamp the worker writes (`source_etag`,
-see `worker.backup_metadata`) and agree with it: a backup without the stamp is
+see `core.provenance`) and agree with it: a backup without the stamp is
 an unverified copy (a worker killed between copy and check, or a copy made
 outside the worker), and a stamp naming another version than the name does is
 a contradiction.
@@ -43,6 +43,7 @@ from shared_code.storage.cursor import iterate_groups, never_settled
 from shared_code.core.backupable import why_unbackupable
 from shared_code.core.naming import backup_blob_name, normalize_etag, validate_container_name
 from shared_code.core.scan_plan import REQUEST, plan
+from shared_code.core.provenance import SOURCE_ETAG
 from shared_code.core.settings import Settings
 from shared_code.storage.containers import lake_container_names
 from shared_code.storage.content import streamed_sha256
@@ -51,9 +52,10 @@ from shared_code.storage.failures import storage_errors
 MISSING_SNAPSHOT = "missing snapshot"
 MISSING_BACKUP = "missing backup"
 CONTENT_MISMATCH = "content mismatch"
-ORPHANED_METADATA = "orphaned metadata"
+ORPHANED_METADATA = "orphaned metadata"  # a stamp that contradicts the backup's name or container
+UNVERIFIED = "unverified"  # a contract-named backup without a stamp: the original app's, or a copy nobody checked
 UNBACKUPABLE = "unbackupable"  # a version the worker refuses (backupable.why_unbackupable): never backed up
-KINDS = (MISSING_SNAPSHOT, MISSING_BACKUP, CONTENT_MISMATCH, ORPHANED_METADATA, UNBACKUPABLE)
+KINDS = (MISSING_SNAPSHOT, MISSING_BACKUP, CONTENT_MISMATCH, ORPHANED_METADATA, UNVERIFIED, UNBACKUPABLE)
 
 # A contract name ends in `_{etag}{ext}`, ext being posixpath.splitext's (a dot, then no dot or slash).
 _NAMED_ETAG = re.compile(r"_(0x[0-9A-Fa-f]{1,32})(?:\.[^./]*)?$")
@@ -174,7 +176,7 @@ def named_etag(backup_name: str) -> str | None:
 
 def provenance_problem(container: str, backup_name: str, metadata: Mapping[str, str]) -> str | None:
     """Why a contract-named backup's provenance stamp is missing or contradicts its name; None if sound."""
-    stamped = metadata.get("source_etag")
+    stamped = metadata.get(SOURCE_ETAG)
     if stamped is None:
         return ("no source_etag stamp: an unverified copy (a worker killed between the copy and its check, "
                 "or a copy made outside the worker)")
@@ -212,7 +214,8 @@ def _backups(container: str, client: ContainerClient, report: VerifyReport) -> d
             report.backups_checked += 1
             problem = provenance_problem(container, entry.name, entry.metadata)
             if problem:
-                report.violations.append(Violation(container, entry.name, ORPHANED_METADATA,
+                kind = UNVERIFIED if SOURCE_ETAG not in entry.metadata else ORPHANED_METADATA
+                report.violations.append(Violation(container, entry.name, kind,
                                                    f"backup {client.container_name}/{entry.name}: {problem}"))
             contents[backup_key(entry.name)] = Content(entry.size, entry.md5)
     except ResourceNotFoundError:

@@ -18,6 +18,7 @@ from shared_code.admin.verify import (
     MISSING_BACKUP,
     MISSING_SNAPSHOT,
     ORPHANED_METADATA,
+    UNVERIFIED,
     Comparison,
     Content,
     VerifyReport,
@@ -181,12 +182,12 @@ def test_each_violation_kind_is_listed_and_exits_1(cli_env: Lake, capsys: pytest
     found = {(v["kind"], v["blob"].split("_")[0]) for v in report["violations"]}
     assert code == 1 and not report["clean"]
     assert found == {(MISSING_SNAPSHOT, "nosnap.csv"), (MISSING_BACKUP, "nobackup.csv"),
-                     (CONTENT_MISMATCH, "overwritten.csv"), (ORPHANED_METADATA, "stripped"),
+                     (CONTENT_MISMATCH, "overwritten.csv"), (UNVERIFIED, "stripped"),
                      (ORPHANED_METADATA, "contradicted")}, report["violations"]
     assert report["blobs_checked"] == 6 and report["backups_checked"] == 5
     code, out, _ = run(capsys, "verify")
     assert code == 1 and out.startswith("5 violation(s)")
-    for kind in (MISSING_SNAPSHOT, MISSING_BACKUP, CONTENT_MISMATCH, ORPHANED_METADATA):
+    for kind in (MISSING_SNAPSHOT, MISSING_BACKUP, CONTENT_MISMATCH, ORPHANED_METADATA, UNVERIFIED):
         assert kind in out
 
 

@@ -120,10 +120,11 @@ def _backup_state(backup: BlobClient, base: BlobClient, snapshot: BlobClient | N
     one is not a backup and may be replaced. A backup carrying `source_etag`
     is verified: the stamp is only ever written with bytes known to be the
     version's. One without it (an ADF run whose worker died before its check,
-    or the original app's) is accepted, and stamped, if the base blob still
-    holds `etag` now that the backup exists (ETags never repeat, so the run
-    read that version), or if its bytes equal the snapshot holding the
-    version; otherwise it may be replaced by a copy from that snapshot.
+    or the original app's, or anything else written under the contract name)
+    is accepted, and stamped, only if its bytes equal the version's: those of
+    the snapshot holding it, or of the base blob while it still holds `etag`
+    (checked again after the comparison). A name says nothing about the bytes
+    behind it; otherwise it may be replaced by a copy from the snapshot.
     """
     try:
         props = backup.get_blob_properties()
@@ -137,7 +138,11 @@ def _backup_state(backup: BlobClient, base: BlobClient, snapshot: BlobClient | N
         props = backup.get_blob_properties()
     if SOURCE_ETAG in props.metadata:
         return BackupState(done=True)
-    verified = base_holds(base, etag) is not None or (snapshot is not None and same_content(backup, snapshot))
+    if snapshot is not None:
+        verified = same_content(backup, snapshot)
+    else:
+        verified = (base_holds(base, etag) is not None and same_content(backup, base)
+                    and base_holds(base, etag) is not None)
     if not verified:
         return BackupState(done=False, replaceable_etag=props.etag)
     try:

@@ -73,12 +73,12 @@ class ResumableBackupKeys:
     def suspend(self) -> str:
         """The call ends before the container does: save what the next call needs; returns the scan id.
 
-        A scan's first save also removes what abandoned chains of the same
-        container left (one short listing per scan that spans calls; a scan
-        done in one call writes and lists nothing).
+        A scan's first save also removes what abandoned chains left, of any
+        container (also of containers since deleted): one short listing per
+        scan that spans calls; a scan done in one call writes and lists nothing.
         """
         if not self.resumed and not self._state.blocks:
-            self._store.delete_stale(self._container)
+            self._store.delete_stale()
         self._store.save(self._container, self.scan_id, self._state, self._unsaved)
         self._unsaved = []
         return self.scan_id

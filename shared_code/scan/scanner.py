@@ -189,14 +189,15 @@ class _Scan:
         scanned = directories = 0
         stopped_at: Position | None = None
         page_size = self.settings.list_page_size
-        reader = reader or start_reading(self.source, prefix, start, page_size)  # the first page loads meanwhile
+        # Reconciliation backs up older snapshotted versions too: it needs every version of a name.
+        settled = never_settled if self.mode == "reconcile" else is_settled
+        reader = reader or start_reading(self.source, prefix, start, page_size,  # the first page loads meanwhile
+                                         whole_groups=settled is never_settled)
         reader.on_last_page = on_last_page
         try:
             with reader, storage_errors(f"scanning container {self.container!r}"), BoundedPool(self.workers) as pool:
                 if self.mode == "reconcile" and not self._list_backups(deadline):
                     return self._end_call(start)  # this call listed backups only; the next goes on from there
-                # Reconciliation backs up older snapshotted versions too: it needs every version of a name.
-                settled = never_settled if self.mode == "reconcile" else is_settled
                 groups = iterate_groups(self.source, prefix, start, page_size, reader=reader, max_page_size=page_size,
                                         settled=settled)
                 for group, position in groups:
@@ -218,7 +219,11 @@ class _Scan:
                         stopped_at = position
                         break
         except ResourceNotFoundError as exc:
-            # The source container is gone (listings of a missing backup container read as empty).
+            # The source container is gone (listings of a missing backup container read as empty),
+            # and with it the need for the backup keys saved for it.
+            if self.resumable is not None:
+                with contextlib.suppress(AzureError):
+                    self.resumable.finish()
             if scanned == 0 and start == Position():
                 raise ContainerNotFound(f"container {self.container!r} does not exist in the source account") from exc
             self.report.add(containers_vanished=1)
@@ -398,7 +403,7 @@ class _NextContainerAhead:
         """The current container's last page has arrived: request the next one's first page."""
         if self._name is not None and self._first_page is None:
             self._first_page = start_reading(self._source.get_container_client(self._name), None, Position(),
-                                             self._settings.list_page_size)
+                                             self._settings.list_page_size, whole_groups=True)
 
     @contextlib.contextmanager
     def taken(self, name: str) -> Iterator[tuple[BackupKeysAhead | None, PageReader | None]]:

@@ -68,6 +68,8 @@ class BackupKeysAhead:
                 while self._pending:
                     self._keys.add(backup_key(self._pending.popleft()))
                     if stop_early and (self._cancelled.is_set() or len(self._keys) >= self._max_keys):
+                        # paused: done already if that was the last page's last name (take_over says so)
+                        self._done = not self._pending and self._marker is None
                         return
                 self._done = self._marker is None
         except StopIteration:

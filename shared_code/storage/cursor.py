@@ -62,9 +62,11 @@ class Position:
 
 
 def start_reading(container: ContainerClient, prefix: str | None, start: Position = Position(),
-                  page_size: int = LIST_PAGE_SIZE) -> PageReader:
-    """A reader already fetching the first page at `start`, for a scan that has other listing to do first."""
-    reader = PageReader(container, prefix, SOURCE_INCLUDE)
+                  page_size: int = LIST_PAGE_SIZE, whole_groups: bool = False) -> PageReader:
+    """A reader already fetching the first page at `start`, for a scan that has other listing to do first.
+
+    `whole_groups`: the scan will list with `settled=never_settled` (see `PageReader`)."""
+    reader = PageReader(container, prefix, SOURCE_INCLUDE, whole_groups)
     reader.expect(start.marker, page_size)
     return reader
 
@@ -86,7 +88,7 @@ def iterate_groups(
     other versions (see `cursor`).
     """
     own_reader = reader is None
-    reader = reader or PageReader(container, prefix, SOURCE_INCLUDE)
+    reader = reader or PageReader(container, prefix, SOURCE_INCLUDE, whole_groups=settled is never_settled)
 
     def read(marker: str | None, size: int) -> tuple[list[ListedBlob], str | None]:
         blobs, next_marker = reader.read(marker, size)  # type: ignore[union-attr]

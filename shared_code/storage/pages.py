@@ -162,11 +162,48 @@ def complete_backup_entry(blob: ET.Element) -> BackupEntry | None:
                        _metadata(blob) or {})
 
 
-class PageReader:
-    """Reads listing pages, fetching the next one in the background while the caller works."""
+def name_marker_restart(body: bytes, marker: str) -> str | None:
+    """Where a cursor that needs whole name groups restarts after this page on a name-marker service.
 
-    def __init__(self, container: ContainerClient, prefix: str | None, include: str) -> None:
+    Azurite's next marker is the page's last name, and its next page starts
+    after that name: a cursor that must not lose that name's other versions
+    (`cursor.never_settled`) restarts after the name before it instead. Read
+    from the end of the body, without parsing the page, so the next page can
+    be requested at the right marker before this one is judged. Returns the
+    marker unchanged when it is not the last name (an opaque Azure marker),
+    and None when the page holds that one name only (the cursor then fetches
+    the same page larger).
+    """
+    end = body.rfind(b"</Blobs>")
+    last: str | None = None
+    while True:
+        start = body.rfind(b"<Name", 0, end)
+        if start < 0:
+            return None if last == marker else marker
+        close = body.find(b"</Name>", start) + len(b"</Name>")
+        element = ET.fromstring(body[start:close])
+        name = unquote(element.text or "") if element.get("Encoded") == "true" else (element.text or "")
+        if last is None:
+            if name != marker:
+                return marker  # not a name marker
+            last = name
+        elif name != last:
+            return name
+        end = start
+
+
+class PageReader:
+    """Reads listing pages, fetching the next one in the background while the caller works.
+
+    With `whole_groups`, the page fetched ahead on a name-marker service is
+    the one the cursor will ask for when it needs every version of a name
+    (`name_marker_restart`), not the one at the service's marker.
+    """
+
+    def __init__(self, container: ContainerClient, prefix: str | None, include: str,
+                 whole_groups: bool = False) -> None:
         self._container, self._prefix, self._include = container, prefix, include
+        self._whole_groups = whole_groups
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="list-ahead")
         self._ahead: tuple[tuple[str | None, int], Future[RawPage]] | None = None
         # Called once, in `read`, when the page read shows no next marker at its end (before the full
@@ -188,13 +225,15 @@ class PageReader:
         else:
             raw = fetch_page(self._container, self._prefix, marker, page_size, self._include)
         early = peek_next_marker(raw.body)
+        if early and self._whole_groups:
+            early = name_marker_restart(raw.body, early)
         if early:
             self.expect(early, page_size)
         elif self.on_last_page is not None:
             hook, self.on_last_page = self.on_last_page, None
             hook()
         blobs, next_marker = parse_page(raw.body)
-        if next_marker:
+        if next_marker and not self._whole_groups:
             self.expect(next_marker, page_size)  # nothing new, unless the early marker was not this one
         return blobs, next_marker
 

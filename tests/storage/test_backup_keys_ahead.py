@@ -258,3 +258,12 @@ def test_a_listing_paused_mid_page_hands_over_its_keys_and_the_next_marker(lake:
     assert ahead._pages.gi_frame is None  # noqa: SLF001 - handed over: its own listing is closed
     finished = BackupKeysAhead(container)
     assert finished.take_over() == (present_backup_keys(container), None, True)
+
+
+def test_a_listing_paused_on_its_last_key_says_it_is_complete(lake: Lake) -> None:
+    """Regression (review): paused exactly at the last name of the last page, take_over said "not started",
+    so the caller listed the whole container again and saved every key twice."""
+    _protect(lake, {"alpha": 4})
+    container = lake.backup.get_container_client("alphabak")
+    keys, marker, done = BackupKeysAhead(container, max_keys=4, page_size=5).take_over()
+    assert (len(keys), marker, done) == (4, None, True)

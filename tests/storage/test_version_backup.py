@@ -252,3 +252,37 @@ def test_metadata_that_cannot_sit_beside_the_stamp_is_refused_once(lake: Lake, c
     assert lake.backup_names("raw") == []
     logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("unbackupable" in m and reason in m for m in logged), logged
+
+
+@pytest.mark.parametrize("with_snapshot", [False, True])
+def test_an_unstamped_backup_with_other_bytes_is_replaced_not_stamped(lake: Lake, with_snapshot: bool) -> None:
+    """Regression (review): an unstamped backup under the contract name was accepted, and stamped, because
+    the base still held the ETag, whatever its bytes; a name says nothing about the bytes behind it."""
+    lake.upload("raw", "legacy.csv", b"the version's bytes")
+    if with_snapshot:
+        produce(lake.settings, "raw")
+        [body] = lake.messages()
+        lake.queue.clear_messages()
+    else:
+        body = bare_request(lake, "legacy.csv")
+    lake.backup.create_container("rawbak")
+    wrong = backup_of(lake, "raw", "legacy.csv")
+    wrong.upload_blob(b"something else entirely")  # as the original app (no stamp) or a stray copy left it
+    assert handle_message(body, lake.settings) is Outcome.BACKED_UP
+    assert wrong.download_blob().readall() == b"the version's bytes"
+    assert "source_etag" in wrong.get_blob_properties().metadata
+    assert assert_every_backup_is_its_version(lake, "raw") == 1
+
+
+def test_an_unstamped_backup_with_the_version_s_bytes_is_kept_and_stamped(lake: Lake) -> None:
+    """The original app's correct backups are adopted, not copied again."""
+    lake.upload("raw", "legacy.csv", b"the version's bytes")
+    body = bare_request(lake, "legacy.csv")
+    lake.backup.create_container("rawbak")
+    kept = backup_of(lake, "raw", "legacy.csv")
+    kept.upload_blob(b"the version's bytes")
+    before = kept.get_blob_properties().etag
+    assert handle_message(body, lake.settings) is Outcome.ALREADY_BACKED_UP
+    props = kept.get_blob_properties()
+    assert "source_etag" in props.metadata and kept.download_blob().readall() == b"the version's bytes"
+    assert props.last_modified is not None and before is not None

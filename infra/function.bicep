@@ -46,6 +46,8 @@ param instanceMemoryMB int
 @minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int
+@description('NCRONTAB schedule of TimerProtectionGauges: the host cannot index the timer without the setting.')
+param metricsSchedule string
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -117,6 +119,10 @@ var baseSettings = {
   AZURE_CLIENT_ID: identityClientId
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The Python worker configures the Azure Monitor distribution and streams the app's logs itself, so
+  // the host (host.json telemetryMode OpenTelemetry) does not send them a second time.
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+  METRICS_SCHEDULE: metricsSchedule
   par_storage_account_name_source: sourceAccountName
   par_storage_account_name_backup: backupAccountName
   par_storage_account_name_queue: hostAccountName

@@ -93,6 +93,25 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
+@description('NCRONTAB schedule of the TimerProtectionGauges function (queue lengths, protection lag, heartbeat).')
+param metricsSchedule string = '0 */5 * * * *'
+
+@description('Alert when a container\'s oldest unprotected change is older than this (seconds; default 6 hours).')
+@minValue(60)
+param protectionLagThresholdSeconds int = 21600
+
+@description('Alert when the timer sent no heartbeat for this long (minutes).')
+@allowed([
+  15
+  30
+  45
+  60
+])
+param heartbeatMissingMinutes int = 30
+
+@description('E-mail address for the three alerts (empty: the alerts fire in the portal only).')
+param alertEmail string = ''
+
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -179,6 +198,20 @@ module function 'function.bicep' = {
     pythonVersion: pythonVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    metricsSchedule: metricsSchedule
+  }
+}
+
+module alerts 'alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+    protectionLagThresholdSeconds: protectionLagThresholdSeconds
+    heartbeatMissingMinutes: heartbeatMissingMinutes
+    alertEmail: alertEmail
   }
 }
 

@@ -41,7 +41,8 @@ class LakeStatus:
                 "poison_length": self.poison_length, "fully_protected": self.fully_protected}
 
 
-def _length(client: QueueClient) -> int:
+def queue_length(client: QueueClient) -> int:
+    """Approximate messages in a queue; 0 for a queue not created yet."""
     try:
         return client.get_queue_properties().approximate_message_count
     except ResourceNotFoundError:
@@ -69,8 +70,8 @@ def lake_status(settings: Settings, container: str | None = None) -> LakeStatus:
         names = [container] if container else lake_container_names(blob_service(settings.source))
         return LakeStatus(
             containers=[container_status(settings, name) for name in names],
-            queue_length=_length(queue_client(settings.queue, settings.queue_name)),
-            poison_length=_length(queue_client(settings.queue, settings.poison_queue_name)),
+            queue_length=queue_length(queue_client(settings.queue, settings.queue_name)),
+            poison_length=queue_length(queue_client(settings.queue, settings.poison_queue_name)),
         )
 
 

@@ -48,6 +48,8 @@ from shared_code.core.settings import Settings
 from shared_code.storage.containers import lake_container_names
 from shared_code.storage.content import streamed_sha256
 from shared_code.storage.failures import storage_errors
+from shared_code.core.clock import SYSTEM_CLOCK, Clock
+from shared_code.telemetry.instruments import metrics
 
 MISSING_SNAPSHOT = "missing snapshot"
 MISSING_BACKUP = "missing backup"
@@ -272,15 +274,20 @@ def verify_container(settings: Settings, container: str, deep: bool, report: Ver
     report.containers += 1
 
 
-def verify_lake(settings: Settings, container: str | None = None, deep: bool = False) -> VerifyReport:
+def verify_lake(settings: Settings, container: str | None = None, deep: bool = False,
+                clock: Clock = SYSTEM_CLOCK) -> VerifyReport:
     """Check the invariant over the source account (or one container); never raises for a violation."""
     report = VerifyReport()
     if container is not None:
         validate_container_name(container)
-    with storage_errors("verifying the lake"):
-        names = [container] if container else lake_container_names(blob_service(settings.source))
-        for name in names:
-            verify_container(settings, name, deep, report)
+    started = clock.monotonic()
+    try:
+        with storage_errors("verifying the lake"):
+            names = [container] if container else lake_container_names(blob_service(settings.source))
+            for name in names:
+                verify_container(settings, name, deep, report)
+    finally:
+        metrics().scan("verify", clock.monotonic() - started, report.blobs_checked)
     return report
 
 

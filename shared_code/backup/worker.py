@@ -44,6 +44,8 @@ from shared_code.storage.content import same_content
 from shared_code.storage.queue import send_creating_queue
 from shared_code.storage.snapshots import base_holds, snapshot_of_version
 from shared_code.storage.failures import storage_errors
+from shared_code.telemetry.instruments import metrics
+from shared_code.telemetry.setup import configure_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +310,7 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
             reads_base=reads_base,
         )
         copier = copier_for(settings) if reads_base else server_copier
+        copy_started = clock.monotonic()
         try:
             _copy_under_lease(job, copier, base, settings, backup_service, deadline)
         except (SourceSuperseded, DestinationChanged) as exc:
@@ -321,6 +324,9 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
             rounds -= 1  # waiting made progress: it slept until the lease ended
             log.info("lease on %s/%s ended; checking for the backup again", request.container, request.blob_name)
             continue
+        engine = {"engine": "adf" if isinstance(copier, AdfCopier) else "blob"}  # the copy that ran, not the setting
+        metrics().copy_duration.record(clock.monotonic() - copy_started, engine)
+        metrics().copy_bytes.add(props.size or 0, engine)
         log.info("backed up: %s/%s (ETag %s%s) to %s/%s", request.container, request.blob_name, request.etag,
                  f", snapshot {snapshot}" if snapshot else "", container_backup, name_backup)
         return Outcome.BACKED_UP
@@ -346,13 +352,34 @@ def handle_message(body: bytes, settings: Settings, clock: Clock = SYSTEM_CLOCK,
 
 
 def process_queue_message(body: bytes, message_id: str | None = None, dequeue_count: int | None = None) -> Outcome:
-    """Entry point of the queue trigger: settings from the app settings, one log line per message."""
-    settings = load_settings(os.environ)
+    """Entry point of the queue trigger: settings from the app settings, one log line per message.
+
+    Each try is counted by its outcome (`engine` is the configured one; a
+    setting that does not load counts as engine `unknown`). A try that raises
+    is a failed try: the host retries it, and after maxDequeueCount tries moves
+    it to the poison queue, which the timer's `queue.length` gauge then shows.
+    """
+    configure_telemetry()
+    engine = {"engine": "unknown"}
     try:
+        settings = load_settings(os.environ)
+        engine = {"engine": settings.copy_engine}
         outcome = handle_message(body, settings)
     except Exception as exc:
+        metrics().failed_tries.add(1, dict(engine, error=type(exc).__name__))
         log.error("message %s (try %s) failed, will be retried: %s: %s", message_id, dequeue_count,
                   type(exc).__name__, exc)
         raise
+    _count_outcome(outcome, engine)
     log.info("message %s (try %s): %s", message_id, dequeue_count, outcome.value)
     return outcome
+
+
+def _count_outcome(outcome: Outcome, engine: dict[str, str]) -> None:
+    instruments = metrics()
+    if outcome in (Outcome.BACKED_UP, Outcome.ALREADY_BACKED_UP):
+        instruments.completed.add(1, dict(engine, outcome=outcome.value))
+    elif outcome is Outcome.SUPERSEDED:
+        instruments.superseded.add(1, engine)
+    else:
+        instruments.poisoned.add(1, engine)

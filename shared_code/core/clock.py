@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime, timezone
+from typing import Callable, Protocol
 
 
 class Clock(Protocol):
@@ -22,6 +23,13 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+# Calendar time (UTC), for ages compared with Last-Modified and for timer schedules; injectable like Clock.
+WallClock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Literal, Mapping
 
 from shared_code.core.errors import SettingsError
 from shared_code.core.naming import container_name_problem
+from shared_code.core.schedule import Schedule, ScheduleError
 
 DEFAULT_QUEUE_NAME = "queuesnapshotmetadata"
 DEFAULT_BACKUP_SUFFIX = "bak"
@@ -385,3 +386,63 @@ def load_local_settings(path: Path) -> int:
             os.environ[name] = value
             loaded += 1
     return loaded
+
+
+# ---------------------------------------------------------------- telemetry and timers
+#
+# Read apart from `load_settings`: telemetry is configured before the first
+# invocation reads the lake's settings (a broken lake setting must still be
+# reported through telemetry), and a timer schedule is the host's to read.
+
+DEFAULT_METRICS_SCHEDULE = "0 */5 * * * *"  # what local.settings.json.example and infra/ set
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """Where metrics and traces go: nowhere without a connection string.
+
+    `aad` is true when `APPLICATIONINSIGHTS_AUTHENTICATION_STRING` says
+    `Authorization=AAD` (Microsoft's format, optionally with `ClientId=<user-assigned
+    identity>`): ingestion then authenticates with Entra ID, which a resource with
+    local authentication disabled requires. The connection string is kept out of
+    `repr`: a logged TelemetrySettings must never carry it.
+    """
+
+    connection_string: str | None = field(default=None, repr=False)
+    aad: bool = False
+    client_id: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.connection_string is not None
+
+
+def load_telemetry_settings(env: Mapping[str, str]) -> TelemetrySettings:
+    connection_string = _get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING")
+    auth = _get(env, "APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
+    if auth is None:
+        return TelemetrySettings(connection_string)
+    parts: dict[str, str] = {}
+    for item in filter(None, (piece.strip() for piece in auth.split(";"))):
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip():
+            raise SettingsError("APPLICATIONINSIGHTS_AUTHENTICATION_STRING must be 'Authorization=AAD' with an "
+                                f"optional ';ClientId=<client id>', got {shown(auth)}")
+        parts[key.strip().lower()] = value.strip()
+    if parts.get("authorization", "").upper() != "AAD" or set(parts) - {"authorization", "clientid"}:
+        raise SettingsError("APPLICATIONINSIGHTS_AUTHENTICATION_STRING must be 'Authorization=AAD' with an "
+                            f"optional ';ClientId=<client id>', got {shown(auth)}")
+    return TelemetrySettings(connection_string, aad=True, client_id=parts.get("clientid"))
+
+
+def metrics_schedule(env: Mapping[str, str]) -> str:
+    """The protection-gauges timer's NCRONTAB schedule (`%METRICS_SCHEDULE%` in its function.json)."""
+    raw = _get(env, "METRICS_SCHEDULE")
+    if raw is None:
+        raise SettingsError("METRICS_SCHEDULE is not set: the Functions host cannot index the TimerProtectionGauges "
+                            f"timer without it (e.g. {DEFAULT_METRICS_SCHEDULE!r}, every 5 minutes)")
+    try:
+        Schedule.parse(raw)
+    except ScheduleError as exc:
+        raise SettingsError(f"METRICS_SCHEDULE: {exc}") from None
+    return raw

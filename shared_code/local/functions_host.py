@@ -7,7 +7,10 @@ the queue trigger polled in batches (`batchSize`, `newBatchThreshold`), with
 exponential back-off up to `maxPollingInterval` when idle, base64-decoded
 bodies, concurrent invocations, deletion only after `main` returns, a retry
 after `visibilityTimeout` on failure and a move to `<queue>-poison` after
-`maxDequeueCount` tries. HTTP parsing is the standard library's.
+`maxDequeueCount` tries; timer triggers at their NCRONTAB `schedule` (a
+`%SETTING%` resolved from the app settings; the host refuses to start when it
+is missing, as Azure's cannot index such a timer). HTTP parsing is the
+standard library's.
 """
 from __future__ import annotations
 
@@ -30,10 +33,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 from azure.functions.queue import QueueMessage
+from azure.functions.timer import TimerRequest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, QueueMessage as StorageQueueMessage
 
+from shared_code.core.clock import WallClock, utc_now
 from shared_code.core.counters import LockedCounters
+from shared_code.core.schedule import Schedule
 from shared_code.core.settings import timespan_seconds
 
 log = logging.getLogger("shared_code.host")
@@ -51,6 +57,7 @@ class FunctionSpec:
     methods: tuple[str, ...] = ()
     queue_name: str | None = None
     connection: str | None = None
+    schedule: str | None = None  # a timer's NCRONTAB expression as function.json spells it (`%SETTING%` unresolved)
 
     def load(self) -> Callable[..., Any]:
         return importlib.import_module(self.name).main
@@ -81,6 +88,8 @@ def discover_functions(root: Path = APP_ROOT, env: Any = None) -> list[FunctionS
         elif trigger["type"] == "queueTrigger":
             specs.append(FunctionSpec(name, "queue", queue_name=_resolve(trigger["queueName"], env),
                                       connection=trigger.get("connection") or "AzureWebJobsStorage"))
+        elif trigger["type"] == "timerTrigger":
+            specs.append(FunctionSpec(name, "timer", schedule=trigger["schedule"]))
     return specs
 
 
@@ -244,6 +253,64 @@ class QueueTriggerRunner:
         self._pool.shutdown(wait=True)
 
 
+class TimerTriggerRunner:
+    """Runs one timer-triggered function at its schedule's occurrences, as the Functions host does.
+
+    Time is injected: `wall_clock` says when it is now, and `wait(seconds)`
+    waits that long (True: stop). Tests call `fire()` (the trigger itself)
+    or drive `run_forever` with a clock they move, so nothing waits for real.
+    """
+
+    def __init__(self, spec: FunctionSpec, schedule: Schedule, main: Callable[[func.TimerRequest], Any] | None = None,
+                 wall_clock: WallClock = utc_now, wait: Callable[[float], bool] | None = None) -> None:
+        self.spec = spec
+        self.schedule = schedule
+        self.main = main or spec.load()
+        self.wall_clock = wall_clock
+        self._stop = threading.Event()
+        self.wait = wait or self._stop.wait
+        self.fired = 0
+
+    def fire(self, past_due: bool = False) -> bool:
+        """One invocation; False when `main` raised (logged, as the host logs a failed invocation)."""
+        started = time.monotonic()
+        outcome = "Succeeded"
+        try:
+            self.main(TimerRequest(past_due=past_due))
+        except Exception as exc:  # the host catches everything a function raises, and so must we
+            outcome = f"Failed ({type(exc).__name__}: {exc})"
+        finally:
+            self.fired += 1
+            log.info("%s id=%s timer %.0f ms %s", self.spec.name, uuid.uuid4(), (time.monotonic() - started) * 1000,
+                     outcome)
+        return outcome == "Succeeded"
+
+    def run_forever(self) -> None:
+        """Fire at every occurrence until stop(); an occurrence missed by more than a second is past due."""
+        while not self._stop.is_set():
+            due = self.schedule.next_after(self.wall_clock())
+            if self.wait(max(0.0, (due - self.wall_clock()).total_seconds())) or self._stop.is_set():
+                return
+            self.fire(past_due=(self.wall_clock() - due).total_seconds() > 1)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def build_timer_runners(specs: list[FunctionSpec], env: Any = None) -> list[TimerTriggerRunner]:
+    """One runner per timer trigger; a schedule setting that is missing or invalid stops the host with its name."""
+    env = os.environ if env is None else env
+    runners = []
+    for spec in (s for s in specs if s.trigger == "timer"):
+        try:
+            schedule = Schedule.parse(_resolve(spec.schedule or "", env))
+        except ValueError as exc:  # ScheduleError included
+            raise ValueError(f"{spec.name}: {exc} (the host cannot index this timer trigger; "
+                             "local.settings.json.example has a default)") from None
+        runners.append(TimerTriggerRunner(spec, schedule))
+    return runners
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: "FunctionsHttpServer"
 
@@ -337,6 +404,7 @@ class LocalFunctionsHost:
         self.http = FunctionsHttpServer((host, port), {s.name: s for s in specs if s.trigger == "http"})
         self.port = self.http.server_address[1]
         self.runners = build_queue_runners(specs, self.options)
+        self.timers = build_timer_runners(specs)
         self._threads: list[threading.Thread] = []
 
     @property
@@ -348,12 +416,16 @@ class LocalFunctionsHost:
                                           name="http", daemon=True)]
         self._threads += [threading.Thread(target=r.run_forever, name=f"queue-{r.spec.name}", daemon=True)
                           for r in self.runners]
+        self._threads += [threading.Thread(target=t.run_forever, name=f"timer-{t.spec.name}", daemon=True)
+                          for t in self.timers]
         for thread in self._threads:
             thread.start()
         for spec in self.http.http_functions.values():
             log.info("%s: [%s] %s/api/%s", spec.name, ",".join(spec.methods), self.url, spec.name)
         for runner in self.runners:
             log.info("%s: queueTrigger on %s", runner.spec.name, runner.queue.queue_name)
+        for timer in self.timers:
+            log.info("%s: timerTrigger at %r", timer.spec.name, timer.schedule.text)
         return self
 
     def stop(self) -> None:
@@ -361,6 +433,8 @@ class LocalFunctionsHost:
         self.http.server_close()
         for runner in self.runners:
             runner.stop()
+        for timer in self.timers:
+            timer.stop()
         for thread in self._threads:
             thread.join(timeout=10)
 

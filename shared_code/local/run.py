@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             pass
         return 0
+    except ValueError as exc:  # a function.json the host cannot index (a timer's schedule setting missing)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         if host is not None:
             host.stop()

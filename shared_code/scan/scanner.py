@@ -24,7 +24,7 @@ from azure.storage.blob import BlobClient
 
 from shared_code.storage.clients import backup_container_client, blob_service, queue_client
 from shared_code.core.counters import LockedCounters
-from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline
+from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline, WallClock, utc_now
 from shared_code.scan.continuation import ScanToken, decode_token, encode_token
 from shared_code.core.detect import backup_key, is_settled
 from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
@@ -32,6 +32,7 @@ from shared_code.storage.pages import PageReader
 from shared_code.storage.cursor import Position, iterate_groups, never_settled, start_reading
 from shared_code.core.messages import BackupRequest
 from shared_code.core.naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
+from shared_code.core.protection import ContainerProtection
 from shared_code.scan.pool import BoundedPool
 from shared_code.core.scan_plan import REQUEST, SNAPSHOT, Action, plan
 from shared_code.core.settings import Settings
@@ -42,6 +43,8 @@ from shared_code.storage.snapshots import SnapshotTaken, take_snapshot
 from shared_code.storage.failures import storage_errors
 from shared_code.storage.scan_state import ScanStateStore
 from shared_code.scan.resumable_backups import ResumableBackupKeys
+from shared_code.storage.protection_records import ProtectionRecords
+from shared_code.telemetry.instruments import metrics
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +125,7 @@ class _Scan:
 
     def __init__(self, settings: Settings, container: str, mode: Mode, report: ScanReport,
                  progress: Progress | None = None, backups_ahead: BackupKeysAhead | None = None,
-                 state: str | None = None) -> None:
+                 state: str | None = None, wall_clock: WallClock = utc_now) -> None:
         self.progress = progress
         self.container = container
         self.mode = mode
@@ -135,6 +138,8 @@ class _Scan:
         self.workers = settings.write_concurrency
         self.state = state  # the scan id of backup keys an earlier call saved (HTTP reconciliation)
         self.resumable: ResumableBackupKeys | None = None
+        # What reconciliation finds unprotected (core.protection), from the plan it makes anyway.
+        self.protection = ContainerProtection(container, wall_clock()) if mode == "reconcile" else None
 
     def _list_backups(self, deadline: Deadline | None) -> bool:
         """The container's backup keys; False when this call's time ran out while listing them.
@@ -200,6 +205,7 @@ class _Scan:
                     return self._end_call(start)  # this call listed backups only; the next goes on from there
                 groups = iterate_groups(self.source, prefix, start, page_size, reader=reader, max_page_size=page_size,
                                         settled=settled)
+                protection = self.protection
                 for group, position in groups:
                     verdict, actions = plan(group, self.backups)
                     if verdict is None:
@@ -208,6 +214,13 @@ class _Scan:
                         scanned += 1
                         if self.progress is not None and scanned % PROGRESS_EVERY == 0:
                             self.progress(self.container, scanned)
+                        if protection is not None:
+                            if actions:  # the rare branch: something is missing
+                                protection.observe(verdict, actions, any(a.kind == SNAPSHOT for a in actions)
+                                                   and self._has_backup(verdict.name, verdict.etag,
+                                                                        verdict.last_modified))
+                            else:
+                                protection.blobs += 1
                     for action in actions:
                         if action.kind == SNAPSHOT:
                             pool.submit(self._snapshot_and_request, action)
@@ -233,7 +246,35 @@ class _Scan:
         self.report.add(containers=1)
         if self.progress is not None:
             self.progress(self.container, scanned)
+        if not prefix:  # a prefix's figures would pass for the whole container's
+            self._keep_protection(start, complete=stopped_at is None)
         return self._end_call(stopped_at)
+
+    def _keep_protection(self, start: Position, complete: bool) -> None:
+        """Emit the container's protection gauges and keep them for the timer (one small write per call).
+
+        A call that resumes the container adds what its earlier calls found.
+        The figures are monitoring, not backups: a failure to keep them is
+        logged and the reconciliation goes on.
+        """
+        found = self.protection
+        if found is None:
+            return
+        found.complete = complete
+        records = ProtectionRecords(blob_service(self.settings.backup), self.settings.scan_state_container)
+        earlier, etag = None, None
+        if start != Position():
+            try:
+                earlier, etag = records.load(self.container)
+            except AzureError as exc:
+                log.warning("could not read the protection record of %r: %s", self.container, type(exc).__name__)
+        if earlier is not None and not earlier.complete:
+            found.merge(earlier)
+        metrics().protection(self.container, found.without_snapshot, found.without_backup, found.lag_seconds())
+        try:
+            records.save(found, etag)
+        except AzureError as exc:
+            log.warning("could not keep the protection record of %r: %s", self.container, type(exc).__name__)
 
     def _snapshot_and_request(self, action: Action) -> None:
         blob = self.source.get_blob_client(action.name)
@@ -285,6 +326,15 @@ def _open(continuation: str | None, settings: Settings, operation: str) -> ScanT
     return decode_token(continuation, settings.continuation_key, operation) if continuation else None
 
 
+def _record_scan(operation: str, report: ScanReport, seconds: float) -> None:
+    """One call's figures into the instruments, from the report that counted them (errors included)."""
+    instruments = metrics()
+    instruments.scan(operation, seconds, report.scanned)
+    attributes = {"operation": operation}
+    instruments.snapshots_created.add(max(report.snapshots_created, 0), attributes)
+    instruments.requests_sent.add(report.backup_requests, attributes)
+
+
 def produce(settings: Settings, container: str | None, prefix: str | None = None,
             progress: Progress | None = None, continuation: str | None = None,
             budget: float | None = None, clock: Clock = SYSTEM_CLOCK) -> ScanReport:
@@ -307,8 +357,12 @@ def produce(settings: Settings, container: str | None, prefix: str | None = None
     if prefix:
         validate_prefix(prefix)
     report = ScanReport(_errors_before=token.errors if token is not None else 0)
-    stopped = _Scan(settings, container, "produce", report, progress).run(
-        prefix, start, _listing_deadline(budget, clock))
+    started = clock.monotonic()
+    try:
+        stopped = _Scan(settings, container, "produce", report, progress).run(
+            prefix, start, _listing_deadline(budget, clock))
+    finally:
+        _record_scan("produce", report, clock.monotonic() - started)
     if stopped is not None:
         report.suspend(encode_token(ScanToken("produce", container, prefix or None, False, stopped.position,
                                               report.error_count), settings.continuation_key))
@@ -317,7 +371,8 @@ def produce(settings: Settings, container: str | None, prefix: str | None = None
 
 def reconcile(settings: Settings, container: str | None = None, prefix: str | None = None,
               progress: Progress | None = None, continuation: str | None = None,
-              budget: float | None = None, clock: Clock = SYSTEM_CLOCK) -> ScanReport:
+              budget: float | None = None, clock: Clock = SYSTEM_CLOCK,
+              wall_clock: WallClock = utc_now) -> ScanReport:
     """Create missing snapshots and request missing backups, for one container or all.
 
     Over the whole account, a container that cannot be backed up (its backup
@@ -335,13 +390,24 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
         if container is None:
             raise InvalidInput("prefix needs a container: reconcile one container's prefix, or the whole account")
         validate_prefix(prefix)
-    report = ScanReport(_errors_before=token.errors if token is not None else 0)
-    deadline = _listing_deadline(budget, clock)
     if container is not None:
         validate_container_name(container)
+    report = ScanReport(_errors_before=token.errors if token is not None else 0)
+    started = clock.monotonic()
+    try:
+        return _reconcile(settings, container, prefix, progress, token, start, report,
+                          _listing_deadline(budget, clock), wall_clock)
+    finally:
+        _record_scan("reconcile", report, clock.monotonic() - started)
+
+
+def _reconcile(settings: Settings, container: str | None, prefix: str | None, progress: Progress | None,
+               token: ScanToken | None, start: Position, report: ScanReport, deadline: Deadline | None,
+               wall_clock: WallClock) -> ScanReport:
     if container is not None:
         stopped = _Scan(settings, container, "reconcile", report, progress,
-                        state=token.state if token is not None else None).run(prefix, start, deadline)
+                        state=token.state if token is not None else None, wall_clock=wall_clock).run(
+                            prefix, start, deadline)
         if stopped is not None:
             report.suspend(encode_token(ScanToken("reconcile", container, prefix or None, False, stopped.position,
                                                   report.error_count, stopped.state), settings.continuation_key))
@@ -365,7 +431,7 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
                     ahead.start(names[index + 1] if index + 1 < len(names) else None)
                     state = token.state if resumed and token is not None else None
                     stopped = _reconcile_one(settings, name, report, progress, position, deadline,
-                                             backups, first_page, ahead.start_first_page, state)
+                                             backups, first_page, ahead.start_first_page, state, wall_clock)
             if stopped is not None:
                 report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped.position,
                                                       report.error_count, stopped.state), settings.continuation_key))
@@ -441,9 +507,9 @@ def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
 def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: Progress | None,
                    start: Position, deadline: Deadline | None, backups_ahead: BackupKeysAhead | None,
                    first_page: PageReader | None, on_last_page: Callable[[], None],
-                   state: str | None) -> Suspended | None:
+                   state: str | None, wall_clock: WallClock) -> Suspended | None:
     try:
-        return _Scan(settings, name, "reconcile", report, progress, backups_ahead, state).run(
+        return _Scan(settings, name, "reconcile", report, progress, backups_ahead, state, wall_clock).run(
             None, start, deadline, first_page, on_last_page)
     except ContainerVanished:
         log.warning("container %r was deleted while it was reconciled; the rest of it skipped", name)

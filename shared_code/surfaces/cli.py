@@ -22,6 +22,7 @@ from azure.core.exceptions import AzureError
 from shared_code.core.errors import BackupError, InvalidInput
 from shared_code.storage.failures import describe_storage_failure
 from shared_code.core.settings import HOST_JSON, LOCAL_SETTINGS, Settings, load_local_settings, load_settings
+from shared_code.telemetry.setup import configure_telemetry
 
 
 
@@ -208,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug:
         logging.getLogger("azure").setLevel(logging.WARNING)
     load_local_settings(Path(args.settings))
+    configure_telemetry()
     if args.command == "doctor":
         return cmd_doctor(args)
     try:

@@ -21,6 +21,7 @@ from shared_code.scan.scanner import ScanReport, produce, reconcile
 from shared_code.core.clock import SYSTEM_CLOCK, Clock
 from shared_code.core.settings import Settings, load_settings
 from shared_code.storage.failures import describe_storage_failure
+from shared_code.telemetry.setup import configure_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def run_scan(
     names: tuple[str, ...],
 ) -> func.HttpResponse:
     """Run one scan for an HTTP request and shape every outcome as JSON."""
+    configure_telemetry()
     started = time.monotonic()
     try:
         params = request_parameters(req, names)

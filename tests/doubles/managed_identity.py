@@ -91,6 +91,7 @@ class FakeManagedIdentityEndpoint:
         self.expires_in = expires_in
         self.client_id: str = client_id or str(uuid.uuid4())
         self.requests: list[tuple[str | None, dict[str, str]]] = []
+        self.requested_client_ids: list[str | None] = []  # the user-assigned identity each request named, if any
         self.endpoint: str = ""
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -140,6 +141,7 @@ class FakeManagedIdentityEndpoint:
         resource = query.get("resource") or None
         with self._lock:
             self.requests.append((resource, dict(headers)))
+            self.requested_client_ids.append(query.get("client_id"))
         if parts.path.rstrip("/") != TOKEN_PATH:
             return 404, _error(404, f"No managed identity endpoint at {parts.path}")
         supplied = {k.lower(): v for k, v in headers.items()}.get("x-identity-header", "")

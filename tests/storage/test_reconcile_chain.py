@@ -42,8 +42,8 @@ def test_a_three_call_chain_lists_the_backups_once(lake: Lake, monkeypatch: pyte
     assert sum(b["backup_requests"] for b in bodies) == 0  # every version's backup was known in every call
     pages = list_requests(counter, "rawbak")
     assert len(set(pages)) == 4 and len(pages) <= 4 + 1, pages  # each page once (+ one fetched ahead, dropped)
-    # The last call removed the saved keys; nothing is left behind.
-    assert list(lake.backup.get_container_client("reconcile-state").list_blob_names()) == []
+    # The last call removed the saved keys; nothing is left behind but the container's protection record.
+    assert list(lake.backup.get_container_client("reconcile-state").list_blob_names()) == ["_protection/raw.json"]
 
 
 def test_a_backup_listing_longer_than_a_call_goes_on_in_the_next_and_every_call_progresses(

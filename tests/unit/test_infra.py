@@ -76,15 +76,14 @@ OPTIONAL_SETTINGS = {
     "AzureWebJobsStorage__accountName": "the system-identity form; the templates use the user-assigned form",
 }
 # Settings the templates set that settings.py does not read: read by the Functions host, the
-# Azure SDK's DefaultAzureCredential or the Application Insights agent.
+# Azure SDK's DefaultAzureCredential or the Functions Python worker.
 HOST_SETTINGS = {
     "AzureWebJobsStorage__credential",
     "AzureWebJobsStorage__clientId",
     "AzureWebJobsStorage__blobServiceUri",
     "AzureWebJobsStorage__queueServiceUri",
     "AZURE_CLIENT_ID",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
-    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
 }
 # App settings Flex Consumption ignores or rejects (its runtime comes from functionAppConfig), and
 # the key-based host connection that would defeat allowSharedKeyAccess: false.
@@ -717,3 +716,82 @@ def test_backup_deletes_switch_is_an_abac_condition_on_the_function_role(bicep: 
     version = op(props["conditionVersion"], "conditional")
     assert version is not None and version["false_value"] == "2.0"
     assert bicep["main.bicep"]["parameters"]["backupDeletes"]["default"] is True
+
+
+# ---------------------------------------------------------------- monitoring: alerts == README == instruments
+
+
+def alert_rules(bicep: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {symbol: body(resource)["properties"]
+            for _, symbol, resource in created(bicep, "Microsoft.Insights/scheduledQueryRules")}
+
+
+def test_three_alert_rules_watch_lag_poison_and_heartbeat_with_parameters(bicep: dict[str, dict[str, Any]]) -> None:
+    from shared_code.telemetry import instruments
+
+    rules = alert_rules(bicep)
+    assert set(rules) == {"protectionLagAlert", "poisonQueueAlert", "heartbeatAlert"}
+    tree = bicep["alerts.bicep"]
+    for symbol, props in rules.items():
+        assert props["enabled"] is True, symbol
+        assert [dotted(scope) for scope in props["scopes"]] == ["appInsights.id"], symbol
+        assert tree["resources"]["appInsights"]["type"] == "Microsoft.Insights/components"
+        assert props["actions"] == "actions", f"{symbol}: the optional e-mail action group"
+        (condition_,) = props["criteria"]["allOf"]
+        assert condition_["failingPeriods"] == {"numberOfEvaluationPeriods": 1, "minFailingPeriodsToAlert": 1}
+    lag = rules["protectionLagAlert"]["criteria"]["allOf"][0]
+    assert f'name == "{instruments.PROTECTION_LAG}"' in lag["query"]
+    assert (lag["operator"], lag["threshold"], lag["timeAggregation"]) == \
+        ("GreaterThan", "protectionLagThresholdSeconds", "Maximum")
+    assert lag["dimensions"][0]["name"] == "container", "one alert per lagging container"
+    poison = rules["poisonQueueAlert"]["criteria"]["allOf"][0]
+    assert f'name == "{instruments.QUEUE_LENGTH}"' in poison["query"] and '== "poison"' in poison["query"]
+    assert (poison["operator"], poison["threshold"]) == ("GreaterThan", 0)
+    beat = rules["heartbeatAlert"]["criteria"]["allOf"][0]
+    assert beat["query"] == f'customMetrics | where name == "{instruments.HEARTBEAT}"'
+    assert (beat["operator"], beat["threshold"], beat["timeAggregation"]) == ("LessThan", 1, "Count"), \
+        "no heartbeat row in the window is the alert: missing data fires"
+    assert rules["heartbeatAlert"]["windowSize"] == "PT${heartbeatMissingMinutes}M"
+    # The thresholds are parameters of main.bicep, passed through to the module.
+    main = bicep["main.bicep"]
+    passed = body(main["modules"]["alerts"])["params"]
+    for name in ("protectionLagThresholdSeconds", "heartbeatMissingMinutes", "alertEmail"):
+        assert name in main["parameters"] and passed[name] == name, name
+    assert main["parameters"]["alertEmail"]["default"] == ""
+    group = tree["resources"]["actionGroup"]
+    negated = op(condition(group), "not")
+    assert negated is not None and fn(negated["bool_value"], "empty") == {"item_to_test": "alertEmail"}, \
+        "the action group exists only with an e-mail address"
+    receivers = body(group)["properties"]["emailReceivers"]
+    assert receivers[0]["emailAddress"] == "alertEmail"
+
+
+def test_the_timer_schedule_is_an_app_setting_the_host_can_index(app_settings: dict[str, Any]) -> None:
+    from shared_code.core.schedule import Schedule
+
+    timer = json.loads((ROOT / "TimerProtectionGauges" / "function.json").read_text(encoding="utf-8"))["bindings"][0]
+    assert (timer["type"], timer["schedule"]) == ("timerTrigger", "%METRICS_SCHEDULE%")
+    assert app_settings["METRICS_SCHEDULE"] == "metricsSchedule"
+    default = parse(INFRA / "main.bicep")["parameters"]["metricsSchedule"]["default"]
+    Schedule.parse(default)
+    example = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
+    assert example["METRICS_SCHEDULE"] == default
+
+
+def test_host_and_worker_do_not_send_the_same_telemetry_twice(app_settings: dict[str, Any]) -> None:
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    assert host["telemetryMode"] == "OpenTelemetry"
+    assert app_settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
+    assert "azure-monitor-opentelemetry" in (ROOT / "requirements.txt").read_text(encoding="utf-8")
+
+
+def test_readme_documents_every_instrument_and_alert() -> None:
+    from shared_code.telemetry import instruments
+
+    monitoring = markdown_section(README.read_text(encoding="utf-8"), "Monitoring")
+    rows = table_rows(monitoring, ["instrument", "kind", "unit", "attributes", "from"])
+    names = {value for key, value in vars(instruments).items() if key.isupper() and isinstance(value, str)
+             and key != "METER_NAME"}
+    assert {strip_md(row["instrument"]) for row in rows} == names
+    for parameter in ("protectionLagThresholdSeconds", "heartbeatMissingMinutes", "alertEmail", "metricsSchedule"):
+        assert f"`{parameter}`" in monitoring, parameter

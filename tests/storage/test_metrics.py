@@ -16,8 +16,9 @@ from shared_code.scan import scanner
 from shared_code.storage.protection_records import ProtectionRecords
 from shared_code.telemetry import instruments as names
 from shared_code.telemetry.instruments import use_meter_provider
-from tests.support.functions import PRODUCER, call_http
+from tests.support.functions import PRODUCER, RECONCILIATION, call_http
 from tests.support.lake import Lake
+from tests.support.scans import PER_CALL, follow, seed
 
 Attributes = frozenset[tuple[str, Any]]
 
@@ -159,3 +160,15 @@ def test_a_pending_request_makes_the_timer_lag_its_age(lake: Lake, readings: Rea
     assert readings.one(names.PROTECTION_LAG, container="ingest") == 250
     assert readings.one(names.QUEUE_LENGTH, queue="request") == 1
     assert readings.one(names.HEARTBEAT) == 1
+
+
+def test_an_http_reconciliation_chain_adds_up_its_calls(lake: Lake, readings: Readings, tiny_budget: None) -> None:
+    """Each call judges its share; the record and the last gauge are the whole container's."""
+    seed(lake, "raw", 2 * PER_CALL + 40)  # three calls, every blob without a snapshot
+    bodies = follow(RECONCILIATION, {"container": "raw"})
+    assert len(bodies) == 3
+    record, _ = ProtectionRecords(lake.backup, lake.settings.scan_state_container).load("raw")
+    assert record is not None and record.complete
+    assert (record.blobs, record.without_snapshot, record.without_backup) == (2 * PER_CALL + 40,) * 3
+    assert readings.one(names.WITHOUT_SNAPSHOT, container="raw") == 2 * PER_CALL + 40
+    assert readings.one(names.SCAN_DURATION, operation="reconcile") == 3

@@ -52,10 +52,11 @@ import base64
 import binascii
 import json
 import os
+import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Protocol, Sequence
 from urllib.parse import urlsplit
 
 from azure.core.credentials import TokenCredential
@@ -70,6 +71,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobServiceClient
 
 from shared_code.core.errors import SettingsError
+from shared_code.core.schedule import Schedule, ScheduleError
 from shared_code.core.settings import (
     COPY_TIMEOUT_MARGIN_SECONDS,
     HOST_JSON,
@@ -80,6 +82,8 @@ from shared_code.core.settings import (
     _connection_account,
     connection_string_parts,
     load_settings,
+    load_telemetry_settings,
+    shown,
     timespan_seconds,
 )
 from shared_code.storage.clients import blob_service, default_credential, queue_client
@@ -665,17 +669,58 @@ def _resolve_identity(settings: Settings, needed: list[str]) -> tuple[str, Check
     return described, identity_check(described, None, needed)
 
 
-def read_trigger_binding(app_root: Path) -> dict[str, Any] | None:
-    """The queueTrigger binding of the app's function folders (what the host reads)."""
+def trigger_bindings(app_root: Path, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(function folder, binding) for every `kind` trigger of the app's function folders (what the host reads)."""
     for function_json in sorted(app_root.glob("*/function.json")):
         try:
             bindings = json.loads(function_json.read_text(encoding="utf-8")).get("bindings", [])
         except (OSError, ValueError):
             continue
         for binding in bindings:
-            if isinstance(binding, dict) and binding.get("type") == "queueTrigger":
-                return binding
-    return None
+            if isinstance(binding, dict) and binding.get("type") == kind:
+                yield function_json.parent.name, binding
+
+
+def read_trigger_binding(app_root: Path) -> dict[str, Any] | None:
+    """The queueTrigger binding of the app's function folders."""
+    return next((binding for _, binding in trigger_bindings(app_root, "queueTrigger")), None)
+
+
+def timer_checks(app_root: Path, env: Mapping[str, str]) -> list[Check]:
+    """Each timer's schedule: Azure's host cannot index a timer whose `%SETTING%` is missing or invalid."""
+    checks = []
+    for name, binding in trigger_bindings(app_root, "timerTrigger"):
+        raw = str(binding.get("schedule", ""))
+        reference = re.fullmatch(r"%(\w+)%", raw)
+        value = (env.get(reference.group(1)) or "").strip() if reference else raw
+        check = f"timer: {name} schedule"
+        if not value:
+            setting = reference.group(1) if reference else "schedule"
+            checks.append(Check(check, False, f"{raw!r} needs app setting {setting}, which is not set: the host "
+                                "cannot index this timer", f"set {setting} (e.g. '0 */5 * * * *': every 5 minutes)"))
+            continue
+        try:
+            Schedule.parse(value)
+        except ScheduleError as exc:
+            checks.append(Check(check, False, str(exc), "six NCRONTAB fields: second minute hour day month day-of-week"))
+            continue
+        checks.append(Check(check, True, f"{shown(value)}" + (f" ({reference.group(1)})" if reference else "")))
+    return checks
+
+
+def telemetry_check(env: Mapping[str, str]) -> Check:
+    """Where metrics go (README "Monitoring"); off is fine, a malformed authentication string is not."""
+    try:
+        telemetry = load_telemetry_settings(env)
+    except SettingsError as exc:
+        return Check("telemetry", False, str(exc), "set it to 'Authorization=AAD' (optionally ';ClientId=<client id>') "
+                     "or remove it; until then nothing is sent")
+    if not telemetry.enabled:
+        return Check("telemetry", True, "off: APPLICATIONINSIGHTS_CONNECTION_STRING is not set, nothing is sent")
+    if not telemetry.aad:
+        return Check("telemetry", True, "Application Insights, connection-string ingestion")
+    return Check("telemetry", True, "Application Insights, Entra ID ingestion"
+                 + (f" as client id {telemetry.client_id}" if telemetry.client_id else ""))
 
 
 def read_function_timeout(host_json: Path) -> tuple[object, bool]:
@@ -741,6 +786,8 @@ def run_doctor(env: Mapping[str, str] | None = None, *, host_json: Path = HOST_J
             report.checks.append(_probe_adf(settings.adf, adf_copier, default_credential(), identity))
     raw, readable = read_function_timeout(host_json)
     report.checks.append(function_timeout_check(host_json, raw, readable, settings.max_copy_seconds))
+    report.checks.extend(timer_checks(host_json.parent, env))
+    report.checks.append(telemetry_check(env))
     return report
 
 

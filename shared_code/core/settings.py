@@ -18,7 +18,6 @@ from typing import Literal, Mapping
 
 from shared_code.core.errors import SettingsError
 from shared_code.core.naming import container_name_problem
-from shared_code.core.schedule import Schedule, ScheduleError
 
 DEFAULT_QUEUE_NAME = "queuesnapshotmetadata"
 DEFAULT_BACKUP_SUFFIX = "bak"
@@ -388,14 +387,12 @@ def load_local_settings(path: Path) -> int:
     return loaded
 
 
-# ---------------------------------------------------------------- telemetry and timers
+# ---------------------------------------------------------------- telemetry
 #
-# Read apart from `load_settings`: telemetry is configured before the first
-# invocation reads the lake's settings (a broken lake setting must still be
-# reported through telemetry), and a timer schedule is the host's to read.
-
-DEFAULT_METRICS_SCHEDULE = "0 */5 * * * *"  # what local.settings.json.example and infra/ set
-
+# Read apart from `load_settings`: telemetry is configured before, and whether
+# or not, the lake's settings load (an invocation failing on them is still
+# counted as a failed try). Timer schedules (`METRICS_SCHEDULE`) are the
+# Functions host's to read, through function.json; `doctor` checks them.
 
 @dataclass(frozen=True)
 class TelemetrySettings:
@@ -434,15 +431,3 @@ def load_telemetry_settings(env: Mapping[str, str]) -> TelemetrySettings:
                             f"optional ';ClientId=<client id>', got {shown(auth)}")
     return TelemetrySettings(connection_string, aad=True, client_id=parts.get("clientid"))
 
-
-def metrics_schedule(env: Mapping[str, str]) -> str:
-    """The protection-gauges timer's NCRONTAB schedule (`%METRICS_SCHEDULE%` in its function.json)."""
-    raw = _get(env, "METRICS_SCHEDULE")
-    if raw is None:
-        raise SettingsError("METRICS_SCHEDULE is not set: the Functions host cannot index the TimerProtectionGauges "
-                            f"timer without it (e.g. {DEFAULT_METRICS_SCHEDULE!r}, every 5 minutes)")
-    try:
-        Schedule.parse(raw)
-    except ScheduleError as exc:
-        raise SettingsError(f"METRICS_SCHEDULE: {exc}") from None
-    return raw

@@ -408,6 +408,34 @@ def test_a_function_timeout_below_the_copy_wait_is_a_problem(doctor_env: Lake, t
     assert by_name(report)["settings parse"]["ok"]  # reported as its own check, not as unparsable settings
 
 
+@pytest.mark.parametrize("schedule, says", [(None, "needs app setting METRICS_SCHEDULE"),
+                                             ("*/5 * * * *", "six fields")])
+def test_a_timer_schedule_the_host_cannot_index_is_a_problem(doctor_env: Lake, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str], schedule: str | None,
+                                                             says: str) -> None:
+    if schedule is None:
+        monkeypatch.delenv("METRICS_SCHEDULE")
+    else:
+        monkeypatch.setenv("METRICS_SCHEDULE", schedule)
+    code, report, _ = run_json(capsys)
+    assert code == 1 and failed(report) == {"timer: TimerProtectionGauges schedule"}, report
+    assert says in by_name(report)["timer: TimerProtectionGauges schedule"]["detail"]
+
+
+def test_telemetry_is_reported_and_a_malformed_authentication_string_is_a_problem(
+        doctor_env: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report, _ = run_json(capsys)
+    assert code == 0 and by_name(report)["telemetry"]["detail"].startswith("off:")
+    monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", "InstrumentationKey=00000000-0000-0000-0000-000000000001")
+    monkeypatch.setenv("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "Authorization=AAD;ClientId=abc")
+    code, report, out = run_json(capsys)
+    assert code == 0 and by_name(report)["telemetry"]["detail"] == "Application Insights, Entra ID ingestion as client id abc"
+    monkeypatch.setenv("APPLICATIONINSIGHTS_AUTHENTICATION_STRING", "Authorization=Secret;Key=hunter2")
+    code, report, out = run_json(capsys)
+    assert code == 1 and failed(report) == {"telemetry"} and "hunter2" not in out
+    assert "00000000-0000-0000-0000-000000000001" not in out
+
+
 def test_settings_that_do_not_parse_are_a_failed_check_not_an_abort(doctor_env: Lake, monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("par_queue_name", "Not_A_Queue")

@@ -30,7 +30,6 @@ def http(method: str, url: str, body: bytes | None = None) -> tuple[int, dict[st
 @pytest.fixture
 def host(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalFunctionsHost]:
     monkeypatch.setenv("AzureWebJobsStorage", lake.azurite.connection_string("source"))
-    monkeypatch.setenv("METRICS_SCHEDULE", "0 0 0 1 1 *")  # the timer trigger's setting (never due during a test)
     with LocalFunctionsHost(port=0, options=FAST) as running:
         yield running
 

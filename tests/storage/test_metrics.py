@@ -132,7 +132,6 @@ def test_timer_through_the_local_host_emits_queues_lag_and_heartbeat(lake: Lake,
     assert lake.drain().succeeded == 1
     lake.poison_queue.send_message(b"a poisoned request")
     monkeypatch.setenv("AzureWebJobsStorage", lake.azurite.connection_string("source"))
-    monkeypatch.setenv("METRICS_SCHEDULE", "0 0 0 1 1 *")  # New Year's midnight: the running host never fires it
     fast = QueueOptions(batch_size=4, new_batch_threshold=2, max_polling_interval=0.2, visibility_timeout=0,
                         max_dequeue_count=3)
     with LocalFunctionsHost(port=0, options=fast) as host:  # the test is the timer's trigger

@@ -38,10 +38,13 @@ class ContainerProtection:
     complete: bool = False  # the whole container was judged (the last call of a chain, or the CLI's one pass)
 
     def observe(self, verdict: Verdict | None, actions: Iterable[Action], has_backup: bool) -> None:
-        """Count one judged name: `has_backup` says the backup keys hold its current version."""
+        """Count one judged name that needs actions: `has_backup` says the backup keys hold its current version.
+
+        Names without actions are protected: the scan adds them to `blobs` by the
+        count it keeps anyway, so the common case costs nothing here.
+        """
         if verdict is None:
             return
-        self.blobs += 1
         unprotected = False
         for action in actions:
             if action.etag != verdict.etag:

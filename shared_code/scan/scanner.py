@@ -214,13 +214,9 @@ class _Scan:
                         scanned += 1
                         if self.progress is not None and scanned % PROGRESS_EVERY == 0:
                             self.progress(self.container, scanned)
-                        if protection is not None:
-                            if actions:  # the rare branch: something is missing
-                                protection.observe(verdict, actions, any(a.kind == SNAPSHOT for a in actions)
-                                                   and self._has_backup(verdict.name, verdict.etag,
-                                                                        verdict.last_modified))
-                            else:
-                                protection.blobs += 1
+                        if actions and protection is not None:  # the rare branch: something is missing
+                            protection.observe(verdict, actions, any(a.kind == SNAPSHOT for a in actions)
+                                               and self._has_backup(verdict.name, verdict.etag, verdict.last_modified))
                     for action in actions:
                         if action.kind == SNAPSHOT:
                             pool.submit(self._snapshot_and_request, action)
@@ -243,6 +239,8 @@ class _Scan:
             raise ContainerVanished(f"container {self.container!r} was deleted while it was scanned") from exc
         finally:
             self.report.add(scanned=scanned, directories_skipped=directories)  # what was decided counts
+            if self.protection is not None:
+                self.protection.blobs += scanned
         self.report.add(containers=1)
         if self.progress is not None:
             self.progress(self.container, scanned)

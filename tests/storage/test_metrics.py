@@ -13,9 +13,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from shared_code.admin.gauges import emit_protection_gauges
 from shared_code.local.functions_host import LocalFunctionsHost, QueueOptions
 from shared_code.scan import scanner
+from shared_code.storage import clients
 from shared_code.storage.protection_records import ProtectionRecords
 from shared_code.telemetry import instruments as names
 from shared_code.telemetry.instruments import use_meter_provider
+from tests.support.checks import RequestCounter
 from tests.support.functions import PRODUCER, RECONCILIATION, call_http
 from tests.support.lake import Lake
 from tests.support.scans import PER_CALL, follow, seed
@@ -171,3 +173,17 @@ def test_an_http_reconciliation_chain_adds_up_its_calls(lake: Lake, readings: Re
     assert (record.blobs, record.without_snapshot, record.without_backup) == (2 * PER_CALL + 40,) * 3
     assert readings.one(names.WITHOUT_SNAPSHOT, container="raw") == 2 * PER_CALL + 40
     assert readings.one(names.SCAN_DURATION, operation="reconcile") == 3
+
+
+def test_a_timer_run_costs_a_fixed_number_of_requests_whatever_the_lake_holds(lake: Lake, readings: Readings) -> None:
+    """Two queue reads, one peek, one listing of the records and one GET per reconciled container."""
+    for container in ("alpha", "beta", "gamma"):
+        seed(lake, container, 50)
+        scanner.reconcile(lake.settings, container)
+    counter = RequestCounter()
+    with clients.observing(counter):
+        reading = emit_protection_gauges(lake.settings)
+    assert sorted(r.container for r in reading.found) == ["alpha", "beta", "gamma"]
+    assert len(counter.requests) == 2 + 1 + 1 + 3, counter.requests
+    assert not any("comp=list" in query and "/reconcile-state" not in url for _, url, query in counter.requests), \
+        "no listing of the lake itself"

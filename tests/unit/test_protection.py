@@ -33,7 +33,9 @@ def observe(found: ContainerProtection, group: list[ListedBlob], backups: set[by
     verdict, actions = plan(group, backups)
     has_backup = verdict is not None and any(a.kind == SNAPSHOT for a in actions) and \
         backup_key(backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)) in backups
-    found.observe(verdict, actions, has_backup)
+    found.blobs += verdict is not None  # the scan's own count
+    if actions:
+        found.observe(verdict, actions, has_backup)
 
 
 def test_counts_and_lag_over_every_kind_of_name() -> None:

@@ -26,6 +26,7 @@ DEFAULT_WRITE_CONCURRENCY = 16
 DEFAULT_ADF_ENDPOINT = "https://management.azure.com"
 DEFAULT_TIME_BUDGET_SECONDS = 200.0
 DEFAULT_SCAN_STATE_CONTAINER = "reconcile-state"
+DEFAULT_RECORDS_CONTAINER = "backup-records"  # deletion records, the scan log, restore audits (storage.records)
 SERVICE_MAX_PAGE_SIZE = 5000  # List Blobs' maximum maxresults: fewest requests per entry
 DEFAULT_AHEAD_MAX_KEYS = 1_000_000  # ~100 MB of keys held for a container whose scan has not started yet
 # How long one storage request attempt may wait for an answer once sent. Listing pages, snapshots,
@@ -102,6 +103,16 @@ class Settings:
     scan_state_container: str = DEFAULT_SCAN_STATE_CONTAINER
     ahead_max_keys: int = DEFAULT_AHEAD_MAX_KEYS
     list_page_size: int = SERVICE_MAX_PAGE_SIZE
+    records_container: str = DEFAULT_RECORDS_CONTAINER
+    # EXCLUDED_CONTAINERS: names, or `prefix*` patterns, that produce, reconcile, status, verify and prune leave out
+    excluded_containers: tuple[str, ...] = ()
+    # RESTORE_STORAGE_CONNECTION_STRING: the connection for `restore --to-account` (keys, Azurite), when set
+    restore_connection_string: str | None = field(default=None, repr=False)
+
+    def excludes(self, container: str) -> bool:
+        """Whether EXCLUDED_CONTAINERS leaves `container` out of the scans and reports."""
+        return any(container.startswith(p[:-1]) if p.endswith("*") else container == p
+                   for p in self.excluded_containers)
 
     @property
     def poison_queue_name(self) -> str:
@@ -301,16 +312,34 @@ def _list_page_size(env: Mapping[str, str]) -> int:
     return size
 
 
-def _scan_state_container(env: Mapping[str, str], suffix: str) -> str:
-    """The backup account's container for reconciliation state (see storage.scan_state)."""
-    name = _get(env, "SCAN_STATE_CONTAINER") or DEFAULT_SCAN_STATE_CONTAINER
+def _own_container(env: Mapping[str, str], setting: str, default: str, suffix: str) -> str:
+    """A container of the backup account the app keeps for itself (scan state, records).
+
+    It must not end with the backup suffix, or it could be mistaken for (or
+    collide with) the backup container of a source container.
+    """
+    name = _get(env, setting) or default
     problem = container_name_problem(name)
     if problem:
-        raise SettingsError(f"SCAN_STATE_CONTAINER: {problem}")
+        raise SettingsError(f"{setting}: {problem}")
     if suffix and name.endswith(suffix):
-        raise SettingsError(f"SCAN_STATE_CONTAINER {name!r} ends with BACKUP_CONTAINER_SUFFIX {suffix!r}: "
+        raise SettingsError(f"{setting} {name!r} ends with BACKUP_CONTAINER_SUFFIX {suffix!r}: "
                             "it could be the backup container of a source container; choose another name")
     return name
+
+
+_EXCLUDED = re.compile(r"^[a-z0-9-]{1,63}\*?$")
+
+
+def _excluded_containers(env: Mapping[str, str]) -> tuple[str, ...]:
+    """EXCLUDED_CONTAINERS: comma-separated container names or `prefix*` patterns."""
+    raw = _get(env, "EXCLUDED_CONTAINERS") or ""
+    patterns = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for pattern in patterns:
+        if not _EXCLUDED.match(pattern):
+            raise SettingsError(f"EXCLUDED_CONTAINERS: {shown(pattern)} is neither a container name nor a "
+                                "`prefix*` pattern (lowercase letters, digits, hyphens, optional trailing *)")
+    return patterns
 
 
 def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) -> Settings:
@@ -342,6 +371,11 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
     if budget > HTTP_HARD_LIMIT_SECONDS - 10:
         raise SettingsError(f"HTTP_TIME_BUDGET_SECONDS must be at most {HTTP_HARD_LIMIT_SECONDS - 10:g}: "
                             f"Azure ends HTTP calls after {HTTP_HARD_LIMIT_SECONDS:g} s")
+    scan_state = _own_container(env, "SCAN_STATE_CONTAINER", DEFAULT_SCAN_STATE_CONTAINER, suffix)
+    records = _own_container(env, "RECORDS_CONTAINER", DEFAULT_RECORDS_CONTAINER, suffix)
+    if records == scan_state:
+        raise SettingsError(f"RECORDS_CONTAINER and SCAN_STATE_CONTAINER are both {records!r}: scan state is deleted "
+                            "when it gets old, records are kept; give them different containers")
     return Settings(
         blob_lease_seconds=_blob_lease_seconds(env),
         source=source,
@@ -356,7 +390,10 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         write_concurrency=int(_positive_number(env, "SCAN_WRITE_CONCURRENCY", DEFAULT_WRITE_CONCURRENCY, integer=True)),
         time_budget_seconds=budget,
         continuation_key=_continuation_key(env, source),
-        scan_state_container=_scan_state_container(env, suffix),
+        scan_state_container=scan_state,
+        records_container=records,
+        excluded_containers=_excluded_containers(env),
+        restore_connection_string=_get(env, "RESTORE_STORAGE_CONNECTION_STRING"),
         ahead_max_keys=int(_positive_number(env, "RECONCILE_AHEAD_MAX_KEYS", DEFAULT_AHEAD_MAX_KEYS, integer=True)),
         list_page_size=_list_page_size(env),
     )

@@ -32,6 +32,7 @@ from azure.storage.queue import (
 )
 from requests.adapters import HTTPAdapter
 
+from shared_code.storage.records import RecordStore
 from shared_code.core.naming import backup_container_name
 from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS, Settings, StorageTarget
 
@@ -195,6 +196,11 @@ def backup_container_client(settings: Settings, source_container: str) -> Contai
     """The backup container of a source container; InvalidInput if its name would be invalid (too long)."""
     return blob_service(settings.backup).get_container_client(
         backup_container_name(source_container, settings.backup_container_suffix))
+
+
+def record_store(settings: Settings) -> RecordStore:
+    """The backup account's records: deletion records, the scan log, restore audits."""
+    return RecordStore(blob_service(settings.backup), settings.records_container)
 
 
 @functools.lru_cache(maxsize=16)

@@ -104,7 +104,7 @@ FLEX_IGNORED_SETTINGS = {
     "ENABLE_ORYX_BUILD",
     "AzureWebJobsStorage",
 }
-SETTINGS_READERS = {"_get", "_account", "_positive_number", "parse_bool", "_queue_account"}
+SETTINGS_READERS = {"_get", "_account", "_positive_number", "parse_bool", "_queue_account", "_own_container"}
 
 
 # ---------------------------------------------------------------- parsing and AST helpers

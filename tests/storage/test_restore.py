@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
@@ -11,6 +15,7 @@ from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from shared_code.core.errors import InvalidInput
 from shared_code.core.history import DeletionRecord
+from shared_code.local.fault_proxy import FaultPlan, FaultProxy
 from shared_code.restore.run import NothingToRestore, RestoreRequest, restore
 from shared_code.scan.scanner import produce
 from shared_code.storage.clients import record_store
@@ -18,6 +23,7 @@ from shared_code.storage.history import Scope
 from shared_code.surfaces.cli import main
 from tests.support.lake import Lake, _wipe
 
+ROOT = Path(__file__).resolve().parents[2]
 AWKWARD = ["a/plain.csv", "a/x.tar.gz", "a/space name.txt", "a/ünïcødé/файл.txt", 'a/odd "quoted" #%.txt',
            "a/.hidden", "a/no-extension", "a/ｱ.txt", "a/deep/er/still.json"]
 
@@ -307,3 +313,34 @@ def test_cli_restore_json_and_versions(lake: Lake, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert code == 0 and "restore" in out
     assert lake.source.get_blob_client("old", "a.txt").download_blob().readall() == b"one"
+
+
+def test_a_restore_killed_half_way_finishes_the_rest_when_started_again_and_copies_nothing_twice(
+        lake: Lake, tmp_path: Path) -> None:
+    names = [f"part/{i:04d}.csv" for i in range(240)]
+    for name in names:
+        lake.upload("raw", name, name.encode())
+    protect(lake, "raw")
+    with FaultProxy(lake.azurite, FaultPlan.latency_only(0.05)) as proxy:  # slow enough to be killed mid-way
+        env = {**os.environ, "SCAN_WRITE_CONCURRENCY": "2"}
+        for setting, account in (("SOURCE_STORAGE_CONNECTION_STRING", "source"),
+                                 ("BACKUP_STORAGE_CONNECTION_STRING", "backup")):
+            env[setting] = proxy.connection_string(account)
+        process = subprocess.Popen([sys.executable, "-m", "shared_code", "--settings", str(tmp_path / "none.json"),
+                                    "restore", "--container", "raw", "--to-container", "resumed"],
+                                   cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        target = lake.source.get_container_client("resumed")
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and process.poll() is None:
+                if target.exists() and sum(1 for _ in target.list_blob_names()) >= 30:
+                    break
+                time.sleep(0.05)
+        finally:
+            process.kill()  # SIGKILL: no cleanup of any kind
+            process.wait()
+    done_before = sum(1 for _ in target.list_blob_names())
+    assert 0 < done_before < len(names), "the restore was not interrupted half way"
+    second = run_restore(lake, container="raw", to_container="resumed")
+    assert second["identical"] == done_before and second["restored"] == len(names) - done_before
+    assert contents(lake.source, "resumed") == {name: name.encode() for name in names}

@@ -344,3 +344,17 @@ def test_a_restore_killed_half_way_finishes_the_rest_when_started_again_and_copi
     second = run_restore(lake, container="raw", to_container="resumed")
     assert second["identical"] == done_before and second["restored"] == len(names) - done_before
     assert contents(lake.source, "resumed") == {name: name.encode() for name in names}
+
+
+def test_archived_backups_are_counted_as_needing_rehydration_not_failed(lake: Lake) -> None:
+    for name in ("cold/a.txt", "cold/b.txt"):
+        lake.upload("raw", name, b"frozen")
+    protect(lake, "raw")
+    backups = lake.backup.get_container_client("rawbak")
+    for backup in backups.list_blob_names():
+        backups.get_blob_client(backup).set_standard_blob_tier("Archive")
+    lake.source.delete_container("raw")  # the snapshots are gone: only the archived backups hold the data
+    report = run_restore(lake, container="raw", to_container="thawed")
+    assert report["needs_rehydration"] == 2 and report["unavailable"] == 2 and report["errors"] == []
+    assert report["status"] == "incomplete" and report["restored"] == 0
+    assert all("Archive tier" in item["reasons"][-1] for item in report["items"])

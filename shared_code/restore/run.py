@@ -282,7 +282,7 @@ def restore(settings: Settings, request: RestoreRequest, on_item: Callable[[Plan
     writes = [item for item in plan.items if item.action in WRITES or item.action == DELETE_EXTRA]
     if on_plan is not None:
         on_plan(writes)
-    if writes and not request.in_place:
+    if writes and (not request.in_place or not history.source_exists):  # in place: the container may be gone
         try:
             target.create_container(request.target_container)
         except ResourceExistsError:

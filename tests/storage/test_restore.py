@@ -191,6 +191,8 @@ def test_restore_after_the_source_container_is_deleted_reads_the_backups(lake: L
     assert report["restored"] == len(AWKWARD)
     assert all(item["from"] == "backup" for item in report["items"])
     assert contents(lake.source, "found") == {n: n.encode() for n in AWKWARD}
+    back = run_restore(lake, container="lost", in_place=True)  # the container itself comes back
+    assert back["restored"] == len(AWKWARD) and contents(lake.source, "lost") == {n: n.encode() for n in AWKWARD}
 
 
 def test_restore_to_another_account_reads_the_backups(lake: Lake, elsewhere: BlobServiceClient,

@@ -76,6 +76,10 @@ OPTIONAL_SETTINGS = {
     "RESTORE_STORAGE_CONNECTION_STRING": "only for restore --to-account with keys or Azurite",
     "BLOB_LEASE_SECONDS": "default 60, the longest finite blob lease",
     "ADF_POLL_SECONDS": "default 10",
+    "RETENTION_SNAPSHOTS": "default: snapshots are not pruned",
+    "RETENTION_BACKUPS": "default: backups are not pruned",
+    "RETENTION_MAX_REMOVE_PERCENT": "default 50",
+    "PRICES_PER_GB_MONTH": "default: LRS East US 2 list prices",
     "AzureWebJobsStorage__accountName": "the system-identity form; the templates use the user-assigned form",
 }
 # Settings the templates set that settings.py does not read: read by the Functions host, the

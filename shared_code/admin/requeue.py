@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from azure.core.exceptions import DecodeError, ResourceNotFoundError
 
 from shared_code.storage.clients import queue_client
+from shared_code.core.progress import NO_PROGRESS, ProgressHook
 from shared_code.core.settings import Settings
 from shared_code.storage.queue import send_creating_queue
 from shared_code.storage.failures import storage_errors
@@ -39,7 +40,8 @@ class RequeueReport:
         return asdict(self)
 
 
-def requeue_poison(settings: Settings, max_messages: int | None = None) -> RequeueReport:
+def requeue_poison(settings: Settings, max_messages: int | None = None,
+                   progress: ProgressHook = NO_PROGRESS) -> RequeueReport:
     """Move up to `max_messages` (all when None) poison messages back to the request queue.
 
     One message per receive: a message the base64 decoder rejects fails the
@@ -67,5 +69,6 @@ def requeue_poison(settings: Settings, max_messages: int | None = None) -> Reque
                 log.warning("poison message %s was already gone after its copy was sent; "
                             "its request may be queued twice (harmless)", message.id)
             report.moved += 1
+            progress.advance(1)
         report.left = poison.get_queue_properties().approximate_message_count
     return report

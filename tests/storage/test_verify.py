@@ -11,6 +11,7 @@ from azure.storage.blob import BlobBlock, ContentSettings
 from shared_code.storage import clients
 from shared_code.admin import verify
 from shared_code.surfaces.cli import main
+from shared_code.terminal.tables import render_plain, verify_table
 from shared_code.core.detect import ListedBlob
 from shared_code.core.naming import backup_blob_name, encode_metadata_value
 from shared_code.admin.verify import (
@@ -242,7 +243,7 @@ def test_a_blob_rewritten_while_verify_hashes_it_is_counted_not_judged(lake: Lak
     report = verify_lake(lake.settings, deep=True)
     assert [(v.blob, v.kind) for v in report.violations] == [("a.csv", MISSING_SNAPSHOT)]  # true when listed
     assert (report.blobs_checked, report.changed_while_verifying) == (2, 1)
-    assert "1 blob(s) changed while verifying" in verify.format_report(report)
+    assert "1 blob(s) changed while verifying" in render_plain(verify_table(report.as_dict()))
 
 
 def test_a_container_the_app_refuses_to_back_up_has_every_backup_missing(lake: Lake) -> None:

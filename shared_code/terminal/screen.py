@@ -17,6 +17,7 @@ drain, requeue-poison; restore and prune use the same)::
 `bar` satisfies `core.progress.ProgressHook` (`advance(count=1, *, bytes=0)`,
 thread-safe), so the operation never imports this module. Also:
 `bar.describe(text)` (what is being worked on, e.g. the container),
+`bar.note(text)` (a line for the person, printed above the bar),
 `bar.set_total(total, bytes_total)` once it is known, `bar.follow(read)` for
 counters another thread owns (read on every redraw: `drain`), and
 `bar.per_container()`, the scans' `(container, judged so far)` callback. The bar
@@ -134,6 +135,13 @@ class Bar:
             self._done += count
             self._bytes += bytes
             self._progress.update(self._task, completed=self._done, bytes=self._bytes)
+
+    def note(self, text: str) -> None:
+        """A line for the person: above the live bar, or printed as it is when nothing is drawn."""
+        if self._progress is None:
+            print(text, flush=True)
+        else:
+            self._progress.console.print(Text(text))
 
     def describe(self, text: str) -> None:
         if self._progress is not None and self._task is not None:

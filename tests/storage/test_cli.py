@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +13,7 @@ from shared_code.storage import clients
 from shared_code.surfaces.cli import main
 from tests.support.lake import Lake
 from tests.support.checks import RequestCounter
+from tests.support.terminal import run_on_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -159,29 +157,13 @@ def test_without_a_terminal_the_output_is_exactly_the_plain_table_or_the_json(
 
 
 def _on_a_terminal(lake: Lake, *argv: str) -> tuple[int, str]:
-    """Runs the CLI as a process whose stdout and stderr are a real pseudo-terminal; returns all it drew."""
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "TERM": "xterm-256color", "COLUMNS": "120",
+    """The CLI as a process on a real pseudo-terminal, its settings from the environment."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
            "SOURCE_STORAGE_CONNECTION_STRING": lake.azurite.connection_string("source"),
            "BACKUP_STORAGE_CONNECTION_STRING": lake.azurite.connection_string("backup"),
            "AzureWebJobsStorage": lake.azurite.connection_string("source"),
            "par_queue_name": lake.settings.queue_name}
-    leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "shared_code", "--settings", "/nonexistent", *argv], cwd=ROOT,
-                               env=env, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, close_fds=True)
-    os.close(follower)
-    drawn = b""
-    while True:
-        ready, _, _ = select.select([leader], [], [], 60)
-        assert ready, "the CLI drew nothing for 60 s"
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the process closed the terminal
-            break
-        if not chunk:
-            break
-        drawn += chunk
-    os.close(leader)
-    return process.wait(timeout=60), drawn.decode("utf-8", "replace")
+    return run_on_a_terminal([sys.executable, "-m", "shared_code", "--settings", "/nonexistent", *argv], env, 60)
 
 
 def test_on_a_terminal_the_scans_draw_a_progress_bar_and_a_table(cli_env: Lake) -> None:

@@ -33,6 +33,7 @@ from shared_code.admin.verify import (
 from tests.support.lake import Lake
 from tests.support.functions import PRODUCER, call_http
 from tests.support.checks import RequestCounter
+from tests.support.terminal import CountingProgress
 
 LM = datetime(2024, 1, 31, 10, 0, 0, tzinfo=timezone.utc)
 MD5_A, MD5_B = bytes(16), bytes([1] * 16)
@@ -198,6 +199,13 @@ def test_without_md5_or_with_deep_both_sides_are_hashed(lake: Lake) -> None:
     report = verify_lake(lake.settings, deep=True)
     assert report.clean and report.bytes_hashed == 2 * (len(b"bytes of a.csv") + len(b"bytes of b.csv"))
     assert verify_lake(lake.settings).bytes_hashed == 0  # Azurite keeps Content-MD5 on put and copy
+
+
+def test_progress_counts_every_blob_judged_and_the_bytes_hashed(lake: Lake) -> None:
+    backed_up_lake(lake, ["a.csv", "b.csv", "c/d.csv"])
+    progress = CountingProgress()
+    report = verify_lake(lake.settings, deep=True, progress=progress)
+    assert progress.count == report.blobs_checked == 3 and progress.bytes == report.bytes_hashed > 0
     backup = backup_of(lake, "raw", "b.csv")
     metadata = backup.get_blob_properties().metadata
     backup.stage_block("00", b"bytes of b.cs!")

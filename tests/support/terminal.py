@@ -32,3 +32,15 @@ def run_on_a_terminal(argv: Sequence[str], env: Mapping[str, str], timeout: floa
     finally:
         os.close(leader)
     return process.wait(timeout=timeout), drawn.decode("utf-8", "replace")
+
+
+class CountingProgress:
+    """A ProgressHook that adds up what an operation reports (what a bar would show)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.bytes = 0
+
+    def advance(self, count: int = 1, *, bytes: int = 0) -> None:  # noqa: A002 - ProgressHook's signature
+        self.count += count
+        self.bytes += bytes

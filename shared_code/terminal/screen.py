@@ -153,14 +153,16 @@ class Bar:
 
     def follow(self, read: Callable[[], int]) -> None:
         """Show `read()` as the count, read on every redraw."""
-        if self._progress is None:
+        progress, task = self._progress, self._task
+        if progress is None or task is None:
             return
+
         def pull() -> None:
             with self._lock:
                 self._done = read()
-                assert self._task is not None
-                self._progress.update(self._task, completed=self._done)  # type: ignore[union-attr]
-        self._progress.followers.append(pull)
+                progress.update(task, completed=self._done)
+
+        progress.followers.append(pull)
 
     def per_container(self) -> Callable[[str, int], None]:
         """The scans' progress callback: `(container, names judged in it so far)`."""

@@ -13,7 +13,7 @@ from shared_code.storage import clients
 from shared_code.surfaces.cli import main
 from tests.support.lake import Lake
 from tests.support.checks import RequestCounter
-from tests.support.terminal import run_on_a_terminal
+from tests.support.terminal import cli_on_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -156,20 +156,10 @@ def test_without_a_terminal_the_output_is_exactly_the_plain_table_or_the_json(
     assert code == 0 and err == "" and out == json.dumps(report, indent=2) + "\n" and report["scanned"] == 3
 
 
-def _on_a_terminal(lake: Lake, *argv: str) -> tuple[int, str]:
-    """The CLI as a process on a real pseudo-terminal, its settings from the environment."""
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
-           "SOURCE_STORAGE_CONNECTION_STRING": lake.azurite.connection_string("source"),
-           "BACKUP_STORAGE_CONNECTION_STRING": lake.azurite.connection_string("backup"),
-           "AzureWebJobsStorage": lake.azurite.connection_string("source"),
-           "par_queue_name": lake.settings.queue_name}
-    return run_on_a_terminal([sys.executable, "-m", "shared_code", "--settings", "/nonexistent", *argv], env, 60)
-
-
 def test_on_a_terminal_the_scans_draw_a_progress_bar_and_a_table(cli_env: Lake) -> None:
     for i in range(5):
         cli_env.upload("raw", f"{i}.csv", b"x")
-    code, drawn = _on_a_terminal(cli_env, "produce", "--container", "raw")
+    code, drawn = cli_on_a_terminal(cli_env, "produce", "--container", "raw")
     assert code == 0, drawn
     assert "\x1b[" in drawn  # drawn with terminal control codes
     assert "raw" in drawn and "5 blobs judged" in drawn and "blobs judged/s" in drawn  # count, rate
@@ -179,6 +169,6 @@ def test_on_a_terminal_the_scans_draw_a_progress_bar_and_a_table(cli_env: Lake) 
 
 def test_json_draws_nothing_even_on_a_terminal(cli_env: Lake) -> None:
     cli_env.upload("raw", "a.csv", b"x")
-    code, drawn = _on_a_terminal(cli_env, "--json", "produce", "--container", "raw")
+    code, drawn = cli_on_a_terminal(cli_env, "--json", "produce", "--container", "raw")
     assert code == 0 and "\x1b" not in drawn and "judged" not in drawn
     assert json.loads(drawn)["backup_requests"] == 1

@@ -6,7 +6,10 @@ import pty
 import select
 import subprocess
 from pathlib import Path
+import sys
 from typing import Mapping, Sequence
+
+from tests.support.lake import Lake
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,6 +35,16 @@ def run_on_a_terminal(argv: Sequence[str], env: Mapping[str, str], timeout: floa
     finally:
         os.close(leader)
     return process.wait(timeout=timeout), drawn.decode("utf-8", "replace")
+
+
+def cli_on_a_terminal(lake: Lake, *argv: str, timeout: float = 60) -> tuple[int, str]:
+    """`python -m shared_code <argv>` on a real pty, its settings from the environment (no local.settings.json)."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "SOURCE_STORAGE_CONNECTION_STRING": lake.azurite.connection_string("source"),
+           "BACKUP_STORAGE_CONNECTION_STRING": lake.azurite.connection_string("backup"),
+           "AzureWebJobsStorage": lake.azurite.connection_string("source"),
+           "par_queue_name": lake.settings.queue_name}
+    return run_on_a_terminal([sys.executable, "-m", "shared_code", "--settings", "/nonexistent", *argv], env, timeout)
 
 
 class CountingProgress:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 from azure.core.exceptions import DecodeError, ResourceNotFoundError
 
+from shared_code.core.logline import logline
 from shared_code.storage.clients import queue_client
 from shared_code.core.progress import NO_PROGRESS, ProgressHook
 from shared_code.core.settings import Settings
@@ -66,8 +67,8 @@ def requeue_poison(settings: Settings, max_messages: int | None = None,
             try:
                 poison.delete_message(message)
             except ResourceNotFoundError:
-                log.warning("poison message %s was already gone after its copy was sent; "
-                            "its request may be queued twice (harmless)", message.id)
+                # its request may be queued twice (harmless: the worker is idempotent)
+                log.warning(logline(operation="requeue", outcome="already_gone", message=message.id))
             report.moved += 1
             progress.advance(1)
         report.left = poison.get_queue_properties().approximate_message_count

@@ -27,6 +27,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient
 from shared_code.core.clock import Deadline
 from shared_code.core.copy_plan import SYNC_COPY_MAX_BYTES
 from shared_code.core.errors import CopyFailed, DestinationChanged, SourceSuperseded
+from shared_code.core.logline import logline
 from shared_code.storage.sas import signed_source_url
 from shared_code.storage.server_copy import copy_from_url
 from shared_code.storage.snapshots import base_holds
@@ -174,7 +175,8 @@ class AdfCopier:
             ).run_id
         except HttpResponseError as exc:
             raise CopyFailed(f"could not start ADF pipeline {adf.pipeline_name!r}: HTTP {exc.status_code} {exc.reason}") from exc
-        log.info("ADF run %s started for %r", run_id, job.blob_name)
+        log.info(logline(operation="backup", outcome="adf_run_started", container=job.container, blob=job.blob_name,
+                         etag=job.etag, run=run_id))
         try:
             self._wait(run_id, deadline)
         except CopyFailed:
@@ -205,6 +207,7 @@ class AdfCopier:
                 try:
                     self.client.pipeline_runs.cancel(adf.resource_group, adf.factory_name, run_id)
                 except HttpResponseError as exc:
-                    log.warning("could not cancel ADF run %s: HTTP %s", run_id, exc.status_code)
+                    log.warning(logline(operation="backup", outcome="adf_cancel_failed", run=run_id,
+                                        status=exc.status_code))
                 raise CopyFailed(f"ADF run {run_id} did not finish in time; cancelled")
             deadline.sleep(self.poll_seconds)

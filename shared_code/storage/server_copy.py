@@ -16,6 +16,7 @@ from typing import Any
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError
 from azure.storage.blob import BlobClient, StandardBlobTier
 
+from shared_code.core.logline import logline
 from shared_code.core.clock import Deadline
 from shared_code.core.copy_plan import BLOCK_BLOB, SYNC_COPY_MAX_BYTES, ServerCopy, server_copy
 from shared_code.core.errors import CopyFailed, DestinationChanged
@@ -40,7 +41,8 @@ def wait_for_server_copy(destination: BlobClient, deadline: Deadline, poll_secon
             try:
                 destination.abort_copy(copy.id)
             except HttpResponseError as exc:
-                log.warning("could not abort the copy to %r: %s", destination.blob_name, exc.error_code)
+                log.warning(logline(operation="copy", outcome="abort_failed", container=destination.container_name,
+                                    blob=destination.blob_name, error=exc.error_code))
             raise CopyFailed(f"server-side copy to {destination.blob_name!r} did not finish in time; aborted")
         deadline.sleep(poll_seconds)
 

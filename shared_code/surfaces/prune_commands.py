@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from shared_code.core.retention_policy import RetentionPolicy, policy_from_options
 from shared_code.core.settings import Settings
+from shared_code.terminal import screen
 
 POLICY_FLAGS = ("keep_last", "keep_within", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
                 "keep_deleted_for", "min_age")
@@ -66,7 +67,12 @@ def cmd_prune(args: argparse.Namespace, settings: Settings,
                            backup_policy=backups, dry_run=args.dry_run,
                            max_remove_percent=settings.retention_max_remove_percent if args.max_remove_percent is None
                            else args.max_remove_percent)
-    report = prune(settings, request)
+    with screen.progress(plain=args.json, unit="versions judged", description="prune") as bar:
+        def container_done(container: str, judged: int) -> None:
+            bar.describe(container)
+            bar.advance(judged)
+
+        report = prune(settings, request, on_container=container_done)
     data = report.as_dict(with_items=args.dry_run or args.verbose)
     printer(args, data, prune_table(data))
     return 0 if report.status == "ok" else 1

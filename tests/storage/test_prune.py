@@ -17,6 +17,7 @@ from shared_code.storage.clients import record_store
 from shared_code.storage.history import Scope
 from shared_code.surfaces.cli import main
 from tests.support.lake import Lake
+from tests.support.terminal import cli_on_a_terminal
 
 SECONDS = "keep-last=1,keep-within=1s,min-age=0s"
 
@@ -124,6 +125,15 @@ def test_the_brake_stops_before_deleting_anything_and_exits_1(lake: Lake, capsys
     assert code == 1 and data["status"] == "incomplete" and "max-remove-percent 50" in data["stopped"]
     assert data["would_remove"] == 4 and data["removed"] == 0
     assert (snapshot_count(lake, "raw"), backup_count(lake, "raw")) == before
+
+
+def test_on_a_terminal_a_prune_draws_its_progress_per_container(lake: Lake) -> None:
+    versions(lake, "raw", "a.csv", 2)
+    code, drawn = cli_on_a_terminal(lake, "prune", "--container", "raw", "--keep-last", "1", "--keep-within", "1s",
+                                    "--min-age", "0s", "--dry-run")
+    assert code == 0, drawn
+    assert "raw" in drawn and "4 versions judged" in drawn and "━" in drawn, drawn  # 2 snapshots + 2 backups
+    assert "prune (dry run): 1 container(s)" in drawn
 
 
 @pytest.mark.parametrize("argv, message", [

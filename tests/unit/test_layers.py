@@ -1,12 +1,13 @@
 """The package layout is the architecture: imports point one way, and nothing imports in a circle.
 
-    local, surfaces  ->  scan | backup | admin | retention  ->  storage  ->  core
+    local, surfaces  ->  terminal  ->  scan | backup | admin | restore | retention  ->  storage  ->  core
 
 (`retention` is pure: it imports core alone, never storage.)
 
 (`surfaces.cli` may use `local` for `serve` and `drain`; `local` never uses a
-surface.) Read from the source with `ast`, so a wrong import fails here, not
-in a review.
+surface. `terminal`, what a person sees, serves both entry points and sits
+above the operations so that none of them can draw on a screen.) Read from
+the source with `ast`, so a wrong import fails here, not in a review.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "shared_code"
-RANK = {"core": 0, "storage": 1, "scan": 2, "backup": 2, "admin": 2, "restore": 2, "retention": 2, "local": 3,
-        "surfaces": 4}
+RANK = {"core": 0, "storage": 1, "scan": 2, "backup": 2, "admin": 2, "restore": 2, "retention": 2, "terminal": 3,
+        "local": 4, "surfaces": 5}
 
 
 def modules() -> dict[str, Path]:

@@ -72,13 +72,18 @@ def test_core_makes_no_storage_calls() -> None:
             assert "azure.storage" not in source and "azure.core.pipeline" not in source, module
 
 
-def test_retention_decides_without_storage() -> None:
-    """The retention decisions are pure functions over plain data: core only, no SDK."""
-    for module, path in modules().items():
-        if layer(module) == "retention":
-            assert {layer(t) for t in imports(path)} <= {"core", "retention"}, module
-            source = path.read_text(encoding="utf-8")
-            assert "import azure" not in source and "from azure" not in source, module
+DECISIONS = ("shared_code.retention.decide", "shared_code.retention.brake", "shared_code.retention.cost",
+             "shared_code.restore.plan")
+
+
+@pytest.mark.parametrize("module", DECISIONS)
+def test_retention_and_restore_decide_without_storage(module: str) -> None:
+    """The decisions are pure functions over plain data: core (and each other) only, no SDK; `run` does the I/O."""
+    path = modules()[module]
+    assert {layer(t) for t in imports(path)} <= {"core", layer(module)}, module
+    assert not {t for t in imports(path) if t.endswith(".run")}, module
+    source = path.read_text(encoding="utf-8")
+    assert "import azure" not in source and "from azure" not in source, module
 
 
 def test_no_module_imports_in_a_circle() -> None:

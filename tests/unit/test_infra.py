@@ -77,6 +77,9 @@ OPTIONAL_SETTINGS = {
     "BLOB_LEASE_SECONDS": "default 60, the longest finite blob lease",
     "ADF_POLL_SECONDS": "default 10",
     "AzureWebJobsStorage__accountName": "the system-identity form; the templates use the user-assigned form",
+    "STORAGE_SUBSCRIPTION_ID": "posture's management-plane reads; default par_subscription_id",
+    "STORAGE_RESOURCE_GROUP": "the backup account's resource group for posture; default par_resource_group_name",
+    "SOURCE_RESOURCE_GROUP": "the source account's resource group for posture; default STORAGE_RESOURCE_GROUP",
 }
 # Settings the templates set that settings.py does not read: read by the Functions host, the
 # Azure SDK's DefaultAzureCredential or the Application Insights agent.

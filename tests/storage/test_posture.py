@@ -10,6 +10,7 @@ double) and, for the data-plane flags, in tests/unit/test_posture.py.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -23,7 +24,8 @@ from shared_code.storage.clients import default_credential
 from shared_code.surfaces.cli import main
 from tests.doubles.arm_storage import ArmPolicy, ArmStorageAccount, FakeArmStorage
 from tests.doubles.managed_identity import FakeManagedIdentityEndpoint
-from tests.support.checks import _FOREIGN_CREDENTIAL_ENV
+from shared_code.storage import clients
+from tests.support.checks import _FOREIGN_CREDENTIAL_ENV, RequestCounter, leaks, secrets_of
 from tests.support.lake import Lake
 
 SUBSCRIPTION = str(uuid.uuid4())
@@ -39,8 +41,15 @@ def soft_delete(lake: Lake, days: int | None) -> None:
         service.set_service_properties(delete_retention_policy=policy)
 
 
+@pytest.fixture(autouse=True)
+def soft_delete_off_afterwards(lake: Lake) -> Iterator[None]:
+    """Service properties outlive the lake fixture's wipe (Azurite keeps them per account): leave them off."""
+    yield
+    soft_delete(lake, None)
+
+
 @pytest.fixture
-def arm(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArmStorage]:
+def arm_msi(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeArmStorage, FakeManagedIdentityEndpoint]]:
     accounts = [ArmStorageAccount("source", "rg-lake", lake.azurite.connection_string("source"),
                                   container_soft_delete_days=7),
                 ArmStorageAccount("backup", "rg-backup", lake.azurite.connection_string("backup"),
@@ -58,8 +67,13 @@ def arm(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArmStorage]
         }.items():
             monkeypatch.setenv(name, value)
         default_credential.cache_clear()
-        yield double
+        yield double, msi
         default_credential.cache_clear()
+
+
+@pytest.fixture
+def arm(arm_msi: tuple[FakeArmStorage, FakeManagedIdentityEndpoint]) -> FakeArmStorage:
+    return arm_msi[0]
 
 
 def test_data_plane_on_azurite_soft_delete_public_access_and_no_management_plane(lake: Lake) -> None:
@@ -142,3 +156,30 @@ def test_account_level_version_immutability_covers_containers_the_worker_will_cr
     assert statuses(lake)["backup containers created later"] == "ok"
     arm.accounts["backup"].account_policy = None
     assert statuses(lake)["backup containers created later"] == "warning"
+
+
+def test_requests_do_not_grow_with_containers_and_no_secret_is_shown(
+        lake: Lake, arm_msi: tuple[FakeArmStorage, FakeManagedIdentityEndpoint],
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Two listings and two service-property reads on the data plane, five ARM reads, however many containers."""
+    arm, msi = arm_msi
+    for i in range(30):
+        lake.source.create_container(f"c{i:02d}")
+        lake.backup.create_container(f"c{i:02d}bak")
+    arm.accounts["backup"].policies = {f"c{i:02d}bak": ArmPolicy(30, "Unlocked") for i in range(0, 30, 2)}
+    monkeypatch.chdir(tmp_path)
+    soft_delete(lake, 14)
+    caplog.set_level(logging.DEBUG)
+    counter = RequestCounter()
+    with clients.observing(counter):
+        code = main(["--debug", "posture"])
+        table = capsys.readouterr()
+        assert main(["posture", "--json"]) == code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(counter.requests) == 2 * 4
+    kinds = sorted("properties" if "comp=properties" in r[2] else "list" for r in counter.requests[:4])
+    assert kinds == ["list", "list", "properties", "properties"]
+    assert [r.method for r in arm.requests] == ["GET"] * 10  # 3 for the backup account, 2 for the source, twice
+    assert sum(f["status"] == "warning" and UNLOCKED in f["found"] for f in report["findings"]) == 15
+    assert leaks(table.out + table.err + json.dumps(report) + caplog.text, secrets_of(lake, msi.secret, msi.token)) == []

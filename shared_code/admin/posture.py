@@ -135,13 +135,23 @@ class Observations:
 
 # -- decisions (pure) -----------------------------------------------------------------------------
 
-def _unread(check: str, failure: Failure | str, what: str) -> Finding:
+def _unread(check: str, failure: Failure | str, what: str, *, plane: Literal["data", "arm"] = "arm") -> Finding:
+    """`unknown`, with the reason and what would let the next run read it."""
     why = failure if isinstance(failure, str) else failure.summary
-    fix = ("set STORAGE_SUBSCRIPTION_ID and STORAGE_RESOURCE_GROUP (and SOURCE_RESOURCE_GROUP if the source is "
-           "elsewhere)" if isinstance(failure, str) else
-           "give the principal Reader on the account (or run as one that has it), then run posture again")
-    if isinstance(failure, Failure) and failure.kind == "auth":
+    if isinstance(failure, str):
+        fix = ("set STORAGE_SUBSCRIPTION_ID and STORAGE_RESOURCE_GROUP (and SOURCE_RESOURCE_GROUP if the source "
+               "account is in another resource group)")
+    elif failure.kind == "auth":
         fix = "sign in (DefaultAzureCredential: managed identity, environment or `az login`), then run posture again"
+    elif failure.kind == "missing" and plane == "arm":
+        fix = ("check STORAGE_SUBSCRIPTION_ID, STORAGE_RESOURCE_GROUP and SOURCE_RESOURCE_GROUP: ARM does not know "
+               "the account there")
+    elif failure.kind == "unreachable":
+        fix = "check the network (and ADF_MANAGEMENT_ENDPOINT for the management plane), then run posture again"
+    elif plane == "arm":
+        fix = "give the principal Reader on the account (or run as one that has it), then run posture again"
+    else:
+        fix = "run posture as a principal that may read it (the app's storage settings decide which one)"
     return Finding(check, "unknown", f"{what} could not be read: {why}", fix)
 
 
@@ -155,7 +165,7 @@ def blob_soft_delete_finding(role: Role, observed: Retention | Failure) -> Findi
     """Soft delete keeps a deleted or overwritten blob (and snapshot) for its window: a second chance."""
     check = f"{role}: blob soft delete"
     if isinstance(observed, Failure):
-        return _unread(check, observed, "the blob service properties")
+        return _unread(check, observed, "the blob service properties", plane="data")
     if not observed.enabled:
         return Finding(check, "problem" if role == "backup" else "warning", "disabled",
                        "enable blob soft delete (1-365 days): a deleted blob can be restored within the window")
@@ -334,7 +344,8 @@ def posture_findings(seen: Observations) -> PostureReport:
     findings += [public_access_finding(role, seen.arm[role]) for role in roles]
     containers = seen.backup_containers
     if isinstance(containers, Failure):
-        findings.append(_unread("backup containers", containers, "the backup account's container listing"))
+        findings.append(_unread("backup containers", containers, "the backup account's container listing",
+                                plane="data"))
         return PostureReport(findings)
     suffix = settings.backup_container_suffix
     backups = [c for c in containers if c.name.endswith(suffix) and c.name != settings.scan_state_container]
@@ -346,7 +357,7 @@ def posture_findings(seen: Observations) -> PostureReport:
     findings.append(public_containers_finding(backups + ([records] if records else [])))
     if isinstance(seen.source_containers, Failure):
         findings.append(_unread("backup containers created later", seen.source_containers,
-                                "the source account's container listing"))
+                                "the source account's container listing", plane="data"))
     else:
         wanted = {name: _backup_name(name, suffix) for name in seen.source_containers if not settings.excludes(name)}
         missing = [name for name, backup in wanted.items() if backup is not None and backup not in by_name]
@@ -400,10 +411,13 @@ def _arm_account(management: ManagementSettings, group: str, name: str, *, conta
             policy = props.immutability_policy if props is not None else None
             versioned = props.immutable_storage_with_versioning if props is not None else None
             public = str(getattr(props.public_access, "value", props.public_access) or "") if props else ""
+            has_policy = bool(props and props.has_immutability_policy)
+            if has_policy and (policy is None or policy.properties is None):
+                # A listing without the policy's details: one request for this container's policy.
+                policy = client.blob_containers.get_immutability_policy(group, name, item.name)
             listed[item.name] = ArmContainer(
                 ContainerFlags(item.name, public.lower() if public.lower() not in ("", "none") else None,
-                               bool(props and props.has_immutability_policy), bool(props and props.has_legal_hold),
-                               bool(versioned and versioned.enabled)),
+                               has_policy, bool(props and props.has_legal_hold), bool(versioned and versioned.enabled)),
                 _policy(policy.properties if policy is not None else None))
     return ArmAccount(
         allow_blob_public_access=account.allow_blob_public_access, hns=bool(account.is_hns_enabled),

@@ -14,6 +14,7 @@ Implemented (``GET`` only; any other method answers 405)::
     GET /subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Storage/storageAccounts/{a}
     GET .../storageAccounts/{a}/blobServices/default
     GET .../storageAccounts/{a}/blobServices/default/containers
+    GET .../blobServices/default/containers/{c}/immutabilityPolicies/default
 
 Rejections mirror ARM: no or wrong bearer token -> 401 ``AuthenticationFailed``;
 no ``api-version`` -> 400 ``MissingApiVersionParameter`` (any dated version is
@@ -39,6 +40,7 @@ from tests.doubles.adf_service import HttpsDouble, _arm_error
 _ACCOUNT = re.compile(
     r"^/subscriptions/(?P<sub>[^/]+)/resourcegroups/(?P<rg>[^/]+)/providers/microsoft\.storage"
     r"/storageaccounts/(?P<account>[^/]+)(?P<rest>/.*)?$", re.IGNORECASE)
+_POLICY = re.compile(r"^/blobservices/default/containers/(?P<container>[^/]+)/immutabilitypolicies/default$")
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
 
@@ -65,6 +67,7 @@ class ArmStorageAccount:
     policies: dict[str, ArmPolicy] = field(default_factory=dict)  # container -> its time-based policy
     legal_holds: set[str] = field(default_factory=set)  # containers with a legal hold
     readable: bool = True
+    list_policies: bool = True  # False: the container list carries hasImmutabilityPolicy without the policy
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,15 @@ class FakeArmStorage(HttpsDouble):
             return 200, self._blob_service(account, scope)
         if rest == "/blobservices/default/containers":
             return 200, {"value": self._containers(account, scope)}
+        policy_path = _POLICY.match(rest)
+        if policy_path is not None:
+            policy = account.policies.get(policy_path["container"])
+            if policy is None:  # ARM answers a container without a policy with an empty, unlocked one
+                return 200, {"id": f"{scope}{rest}", "name": "default", "etag": '"0"',
+                             "properties": {"immutabilityPeriodSinceCreationInDays": 0, "state": "Unlocked"}}
+            return 200, {"id": f"{scope}{rest}", "name": "default",
+                         "type": "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies",
+                         **_policy_body(policy)}
         return 404, _arm_error("NotFound", f"The fake ARM storage service has no route for '{rest}'.")
 
     @staticmethod
@@ -181,11 +193,14 @@ class FakeArmStorage(HttpsDouble):
                 "publicAccess": {"blob": "Blob", "container": "Container"}.get(public or "", "None"),
                 "hasImmutabilityPolicy": policy is not None, "hasLegalHold": name in account.legal_holds,
                 "leaseStatus": "Unlocked", "leaseState": "Available"}
-            if policy is not None:
-                properties["immutabilityPolicy"] = {"etag": '"8d9f0a1b2c3d4e5"', "updateHistory": [], "properties": {
-                    "immutabilityPeriodSinceCreationInDays": policy.days, "state": policy.state,
-                    "allowProtectedAppendWrites": False}}
+            if policy is not None and account.list_policies:
+                properties["immutabilityPolicy"] = {"updateHistory": [], **_policy_body(policy)}
             items.append({"id": f"{scope}/blobServices/default/containers/{name}", "name": name,
                           "type": "Microsoft.Storage/storageAccounts/blobServices/containers", "etag": '"0x1"',
                           "properties": properties})
         return items
+
+
+def _policy_body(policy: ArmPolicy) -> dict[str, Any]:
+    return {"etag": '"8d9f0a1b2c3d4e5"', "properties": {"immutabilityPeriodSinceCreationInDays": policy.days,
+                                                       "state": policy.state, "allowProtectedAppendWrites": False}}

@@ -183,3 +183,25 @@ def test_requests_do_not_grow_with_containers_and_no_secret_is_shown(
     assert [r.method for r in arm.requests] == ["GET"] * 10  # 3 for the backup account, 2 for the source, twice
     assert sum(f["status"] == "warning" and UNLOCKED in f["found"] for f in report["findings"]) == 15
     assert leaks(table.out + table.err + json.dumps(report) + caplog.text, secrets_of(lake, msi.secret, msi.token)) == []
+
+
+def test_a_container_list_without_policy_details_reads_each_policy(lake: Lake, arm: FakeArmStorage) -> None:
+    for name in ("rawbak", "salesbak", "otherbak"):
+        lake.backup.create_container(name)
+    backup = arm.accounts["backup"]
+    backup.policies = {"rawbak": ArmPolicy(365, "Locked"), "salesbak": ArmPolicy(30, "Unlocked")}
+    backup.list_policies = False
+    found = statuses(lake)
+    assert found["backup container rawbak: immutability"] == "ok"
+    assert found["backup container salesbak: immutability"] == "warning"
+    assert found["backup container otherbak: immutability"] == "warning"
+    policy_reads = sorted(r.path.split("/")[-3] for r in arm.requests if r.path.endswith("/immutabilityPolicies/default"))
+    assert policy_reads == ["rawbak", "salesbak"]  # only the containers that have a policy
+
+
+def test_a_wrong_resource_group_is_unknown_and_says_which_settings(lake: Lake, arm: FakeArmStorage,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORAGE_RESOURCE_GROUP", "rg-elsewhere")
+    finding = {f.check: f for f in run_posture(lake.settings).findings}["backup: container soft delete"]
+    assert finding.status == "unknown" and "404" in finding.found
+    assert "STORAGE_RESOURCE_GROUP" in finding.recommendation

@@ -111,6 +111,11 @@ def test_blob_soft_delete(role: str, observed: Retention | Failure, status: str)
     assert blob_soft_delete_finding(role, observed).status == status  # type: ignore[arg-type]
 
 
+def test_a_refused_data_plane_read_does_not_recommend_an_arm_role() -> None:
+    finding = blob_soft_delete_finding("backup", DENIED)
+    assert "Reader" not in finding.recommendation and "403" in finding.found
+
+
 def test_blob_soft_delete_refused_on_the_data_plane_is_read_from_arm_instead() -> None:
     report = posture_findings(observations(soft_delete={"source": DENIED, "backup": DENIED},
                                            arm={"source": arm(blob_soft_delete=Retention(False)), "backup": DENIED}))

@@ -63,6 +63,7 @@ class CopyJob:
     tags: dict[str, str] | None = None
     destination_etag: str | None = None
     reads_base: bool = False
+    tier: str | None = None  # BACKUP_ACCESS_TIER (block blobs)
 
     @property
     def source_base(self) -> BlobClient:
@@ -123,7 +124,8 @@ class BlobCopier:
         )
         copy_from_url(job.backup, url, source_name=job.blob_name, blob_type=job.blob_type, size=job.size,
                       metadata=job.metadata, condition=job.destination_condition(), deadline=deadline,
-                      tags=job.tags, poll_seconds=self.poll_seconds, sync_copy_max_bytes=self.sync_copy_max_bytes)
+                      tags=job.tags, poll_seconds=self.poll_seconds, sync_copy_max_bytes=self.sync_copy_max_bytes,
+                      tier=job.tier)
 
 
 class AdfCopier:
@@ -188,6 +190,8 @@ class AdfCopier:
             job.backup.set_blob_metadata(job.metadata, etag=written, match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError as exc:
             raise DestinationChanged(f"backup {job.backup.blob_name!r} changed after the ADF run wrote it") from exc
+        if job.tier:  # after the stamp: an archived blob's metadata can no longer be set
+            job.backup.set_standard_blob_tier(job.tier)
 
     def _wait(self, run_id: str, deadline: Deadline) -> None:
         adf = self.adf

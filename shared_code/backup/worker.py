@@ -306,7 +306,7 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
             source_service=source, container=request.container, blob_name=request.blob_name, etag=request.etag,
             size=props.size, blob_type=props.blob_type, snapshot=snapshot, backup=backup, metadata=metadata,
             tags=_version_tags(source, request, version), destination_etag=state.replaceable_etag,
-            reads_base=reads_base,
+            reads_base=reads_base, tier=settings.backup_access_tier,
         )
         copier = copier_for(settings) if reads_base else server_copier
         try:

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Mapping
 
-from shared_code.core.errors import SettingsError
+from shared_code.core.errors import InvalidInput, SettingsError
 from shared_code.core.naming import container_name_problem
+from shared_code.core.prices import DEFAULT_PRICES, PriceTable, parse_prices
+from shared_code.core.retention_policy import DEFAULT_MAX_REMOVE_PERCENT, RetentionPolicy, Side, parse_policy
 
 DEFAULT_QUEUE_NAME = "queuesnapshotmetadata"
 DEFAULT_BACKUP_SUFFIX = "bak"
@@ -123,6 +125,12 @@ class Settings:
     excluded_containers: tuple[str, ...] = ()
     # RESTORE_STORAGE_CONNECTION_STRING: the connection for `restore --to-account` (keys, Azurite), when set
     restore_connection_string: str | None = field(default=None, repr=False)
+    # RETENTION_SNAPSHOTS / RETENTION_BACKUPS: the standing policies of prune and the timer (None: that side is not pruned)
+    retention_snapshots: RetentionPolicy | None = None
+    retention_backups: RetentionPolicy | None = None
+    retention_max_remove_percent: float = DEFAULT_MAX_REMOVE_PERCENT
+    prices: PriceTable = DEFAULT_PRICES  # PRICES_PER_GB_MONTH: the capacity prices status and prune estimate with
+    backup_access_tier: str | None = None  # BACKUP_ACCESS_TIER: Hot/Cool/Cold/Archive for new backups (None: the account's default)
     management: ManagementSettings = field(default_factory=ManagementSettings)
 
     def excludes(self, container: str) -> bool:
@@ -362,6 +370,20 @@ def _own_container(env: Mapping[str, str], setting: str, default: str, suffix: s
 _EXCLUDED = re.compile(r"^[a-z0-9-]{1,63}\*?$")
 
 
+ACCESS_TIERS = ("Hot", "Cool", "Cold", "Archive")
+
+
+def _access_tier(env: Mapping[str, str]) -> str | None:
+    """BACKUP_ACCESS_TIER, spelled as the service spells it; unset: the backup account's default tier."""
+    raw = _get(env, "BACKUP_ACCESS_TIER")
+    if raw is None:
+        return None
+    for tier in ACCESS_TIERS:
+        if raw.lower() == tier.lower():
+            return tier
+    raise SettingsError(f"BACKUP_ACCESS_TIER must be one of {', '.join(ACCESS_TIERS)}, got {shown(raw)}")
+
+
 def _excluded_containers(env: Mapping[str, str]) -> tuple[str, ...]:
     """EXCLUDED_CONTAINERS: comma-separated container names or `prefix*` patterns."""
     raw = _get(env, "EXCLUDED_CONTAINERS") or ""
@@ -371,6 +393,43 @@ def _excluded_containers(env: Mapping[str, str]) -> tuple[str, ...]:
             raise SettingsError(f"EXCLUDED_CONTAINERS: {shown(pattern)} is neither a container name nor a "
                                 "`prefix*` pattern (lowercase letters, digits, hyphens, optional trailing *)")
     return patterns
+
+
+def _list_error(name: str, raw: str, example: str, error: InvalidInput) -> SettingsError:
+    """A policy or price list always holds `=`, so `shown` would hide every value: hide only what may be a secret."""
+    if ";" in raw or "key" in raw.lower() or "sig" in raw.lower():
+        return SettingsError(f"{name} must look like {example}, got <a {len(raw)}-character value, not shown>")
+    return SettingsError(f"{name}: {error}")
+
+
+def _retention_policy(name: str, raw: str | None, side: Side) -> RetentionPolicy | None:
+    if raw is None:
+        return None
+    try:
+        return parse_policy(raw, side)
+    except InvalidInput as error:
+        raise _list_error(name, raw, "keep-last=3,keep-daily=14,min-age=7d", error) from None
+
+
+def _prices(raw: str | None) -> PriceTable:
+    if raw is None:
+        return DEFAULT_PRICES
+    try:
+        return parse_prices(raw)
+    except InvalidInput as error:
+        raise _list_error("PRICES_PER_GB_MONTH", raw, "hot=0.0184,cool=0.01", error) from None
+
+
+def _max_remove_percent(raw: str | None) -> float:
+    if raw is None:
+        return DEFAULT_MAX_REMOVE_PERCENT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 100:
+        raise SettingsError(f"RETENTION_MAX_REMOVE_PERCENT must be a number from 0 to 100, got {shown(raw)}")
+    return value
 
 
 def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) -> Settings:
@@ -425,6 +484,11 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         records_container=records,
         excluded_containers=_excluded_containers(env),
         restore_connection_string=_get(env, "RESTORE_STORAGE_CONNECTION_STRING"),
+        retention_snapshots=_retention_policy("RETENTION_SNAPSHOTS", _get(env, "RETENTION_SNAPSHOTS"), "snapshot"),
+        retention_backups=_retention_policy("RETENTION_BACKUPS", _get(env, "RETENTION_BACKUPS"), "backup"),
+        retention_max_remove_percent=_max_remove_percent(_get(env, "RETENTION_MAX_REMOVE_PERCENT")),
+        prices=_prices(_get(env, "PRICES_PER_GB_MONTH")),
+        backup_access_tier=_access_tier(env),
         management=_management(env),
         ahead_max_keys=int(_positive_number(env, "RECONCILE_AHEAD_MAX_KEYS", DEFAULT_AHEAD_MAX_KEYS, integer=True)),
         list_page_size=_list_page_size(env),

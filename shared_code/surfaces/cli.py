@@ -21,7 +21,7 @@ from azure.core.exceptions import AzureError
 
 from shared_code.core.errors import BackupError, InvalidInput
 from shared_code.storage.failures import describe_storage_failure
-from shared_code.surfaces import restore_commands
+from shared_code.surfaces import prune_commands, restore_commands
 from shared_code.core.settings import HOST_JSON, LOCAL_SETTINGS, Settings, load_local_settings, load_settings
 
 
@@ -171,6 +171,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "verify": cmd_verify, "requeue-poison": cmd_requeue_poison, "posture": cmd_posture,
     "restore": lambda args, settings: restore_commands.cmd_restore(args, settings, _print),
     "versions": lambda args, settings: restore_commands.cmd_versions(args, settings, _print),
+    "prune": lambda args, settings: prune_commands.cmd_prune(args, settings, _print),
 }
 
 
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the ADF pipeline, functionTimeout; exit 1 on any problem")
     p.add_argument("--host-json", default=str(HOST_JSON), help="the app's host.json (default: %(default)s)")
     restore_commands.add_parsers(sub, common)
+    prune_commands.add_parser(sub, common)
     p = sub.add_parser("serve", parents=[common], help="run the functions locally (HTTP on --port, the queue trigger)")
     p.add_argument("--port", type=int, default=7071)
     p.add_argument("--host", default="127.0.0.1")

@@ -272,6 +272,8 @@ def test_a_target_written_during_the_restore_is_never_clobbered(lake: Lake) -> N
     (["--container", "raw", "--to-container", "Bad_Name"], "container name 'Bad_Name'"),
     (["--container", "raw", "--prefix", "a/../b", "--to-container", "xyz"], "'..'"),
     (["--container", "raw", "--to-container", "xyz", "--to-account", "backup"], "is the backup account"),
+    (["--container", "raw", "--to-container", "xyz", "--to-account", "Not_An_Account"], "not a storage account name"),
+    (["--container", "raw", "--blob", "a\x01b", "--to-container", "xyz"], "control characters"),
 ])
 def test_bad_arguments_exit_2_with_one_line_and_write_nothing(lake: Lake, capsys: pytest.CaptureFixture[str],
                                                               argv: list[str], message: str) -> None:

@@ -1,6 +1,8 @@
 """The package layout is the architecture: imports point one way, and nothing imports in a circle.
 
-    local, surfaces  ->  scan | backup | admin  ->  storage  ->  core
+    local, surfaces  ->  scan | backup | admin | retention  ->  storage  ->  core
+
+(`retention` is pure: it imports core alone, never storage.)
 
 (`surfaces.cli` may use `local` for `serve` and `drain`; `local` never uses a
 surface.) Read from the source with `ast`, so a wrong import fails here, not
@@ -14,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "shared_code"
-RANK = {"core": 0, "storage": 1, "scan": 2, "backup": 2, "admin": 2, "restore": 2, "local": 3, "surfaces": 4}
+RANK = {"core": 0, "storage": 1, "scan": 2, "backup": 2, "admin": 2, "restore": 2, "retention": 2, "local": 3,
+        "surfaces": 4}
 
 
 def modules() -> dict[str, Path]:
@@ -66,6 +69,15 @@ def test_core_makes_no_storage_calls() -> None:
         if layer(module) == "core":
             source = path.read_text(encoding="utf-8")
             assert "azure.storage" not in source and "azure.core.pipeline" not in source, module
+
+
+def test_retention_decides_without_storage() -> None:
+    """The retention decisions are pure functions over plain data: core only, no SDK."""
+    for module, path in modules().items():
+        if layer(module) == "retention":
+            assert {layer(t) for t in imports(path)} <= {"core", "retention"}, module
+            source = path.read_text(encoding="utf-8")
+            assert "import azure" not in source and "from azure" not in source, module
 
 
 def test_no_module_imports_in_a_circle() -> None:

@@ -87,6 +87,21 @@ class AdfSettings:
     poll_seconds: float = DEFAULT_ADF_POLL_SECONDS  # between looks at a pipeline run (ADF_POLL_SECONDS)
 
 
+@dataclass(frozen=True)
+class ManagementSettings:
+    """Where the management plane (ARM) knows the two storage accounts, for the `posture` report.
+
+    Optional: without a subscription and resource group the report says
+    `unknown` for what only ARM can tell (container soft delete, public
+    access, immutability lock state) instead of guessing.
+    """
+
+    subscription_id: str | None = None
+    backup_resource_group: str | None = None  # STORAGE_RESOURCE_GROUP
+    source_resource_group: str | None = None  # SOURCE_RESOURCE_GROUP
+    endpoint: str = DEFAULT_ADF_ENDPOINT      # ADF_MANAGEMENT_ENDPOINT: one ARM endpoint for ADF and storage
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     source: StorageTarget
@@ -116,6 +131,7 @@ class Settings:
     retention_max_remove_percent: float = DEFAULT_MAX_REMOVE_PERCENT
     prices: PriceTable = DEFAULT_PRICES  # PRICES_PER_GB_MONTH: the capacity prices status and prune estimate with
     backup_access_tier: str | None = None  # BACKUP_ACCESS_TIER: Hot/Cool/Cold/Archive for new backups (None: the account's default)
+    management: ManagementSettings = field(default_factory=ManagementSettings)
 
     def excludes(self, container: str) -> bool:
         """Whether EXCLUDED_CONTAINERS leaves `container` out of the scans and reports."""
@@ -220,16 +236,31 @@ def _adf(env: Mapping[str, str]) -> AdfSettings | None:
     missing = [name for name, value in values.items() if value is None]
     if missing:
         raise SettingsError(f"the ADF settings are incomplete: set {', '.join(missing)} too, or none of the four")
-    endpoint = (_get(env, "ADF_MANAGEMENT_ENDPOINT") or DEFAULT_ADF_ENDPOINT).rstrip("/")
-    if not endpoint.startswith("https://"):
-        raise SettingsError(f"ADF_MANAGEMENT_ENDPOINT must be an https:// URL, got {shown(endpoint)}")
     return AdfSettings(
         subscription_id=values["par_subscription_id"],  # type: ignore[arg-type]
         resource_group=values["par_resource_group_name"],  # type: ignore[arg-type]
         factory_name=values["par_adfv2_name"],  # type: ignore[arg-type]
         pipeline_name=values["par_adfv2_pipeline_name"],  # type: ignore[arg-type]
-        management_endpoint=endpoint,
+        management_endpoint=_arm_endpoint(env),
         poll_seconds=_positive_number(env, "ADF_POLL_SECONDS", DEFAULT_ADF_POLL_SECONDS),
+    )
+
+
+def _arm_endpoint(env: Mapping[str, str]) -> str:
+    endpoint = (_get(env, "ADF_MANAGEMENT_ENDPOINT") or DEFAULT_ADF_ENDPOINT).rstrip("/")
+    if not endpoint.startswith("https://"):
+        raise SettingsError(f"ADF_MANAGEMENT_ENDPOINT must be an https:// URL, got {shown(endpoint)}")
+    return endpoint
+
+
+def _management(env: Mapping[str, str]) -> ManagementSettings:
+    """The ARM coordinates of the accounts; the ADF settings' subscription and group are the defaults."""
+    backup_group = _get(env, "STORAGE_RESOURCE_GROUP") or _get(env, "par_resource_group_name")
+    return ManagementSettings(
+        subscription_id=_get(env, "STORAGE_SUBSCRIPTION_ID") or _get(env, "par_subscription_id"),
+        backup_resource_group=backup_group,
+        source_resource_group=_get(env, "SOURCE_RESOURCE_GROUP") or backup_group,
+        endpoint=_arm_endpoint(env),
     )
 
 
@@ -458,6 +489,7 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         retention_max_remove_percent=_max_remove_percent(_get(env, "RETENTION_MAX_REMOVE_PERCENT")),
         prices=_prices(_get(env, "PRICES_PER_GB_MONTH")),
         backup_access_tier=_access_tier(env),
+        management=_management(env),
         ahead_max_keys=int(_positive_number(env, "RECONCILE_AHEAD_MAX_KEYS", DEFAULT_AHEAD_MAX_KEYS, integer=True)),
         list_page_size=_list_page_size(env),
     )

@@ -82,6 +82,9 @@ OPTIONAL_SETTINGS = {
     "RETENTION_MAX_REMOVE_PERCENT": "default 50",
     "PRICES_PER_GB_MONTH": "default: LRS East US 2 list prices",
     "AzureWebJobsStorage__accountName": "the system-identity form; the templates use the user-assigned form",
+    "STORAGE_SUBSCRIPTION_ID": "posture's management-plane reads; default par_subscription_id",
+    "STORAGE_RESOURCE_GROUP": "the backup account's resource group for posture; default par_resource_group_name",
+    "SOURCE_RESOURCE_GROUP": "the source account's resource group for posture; default STORAGE_RESOURCE_GROUP",
 }
 # Settings the templates set that settings.py does not read: read by the Functions host, the
 # Azure SDK's DefaultAzureCredential or the Application Insights agent.

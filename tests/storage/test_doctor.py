@@ -18,18 +18,23 @@ from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_ac
 
 from shared_code.admin import doctor
 from shared_code.admin.doctor import (
+    COPY_CHECK,
     PROBE_CONTAINER_PREFIX,
     PROBE_METADATA,
     PROBE_PREFIX,
+    RECORD_PROBE_PREFIX,
+    RECORDS_CHECK,
     Check,
     Failure,
     adf_pipeline_check,
+    copy_path_check,
     distinct_accounts_check,
     function_timeout_check,
     identity_description,
     jwt_claims,
     poison_queue_check,
     probe_check,
+    records_check,
     target_principal,
     trigger_binding_check,
 )
@@ -80,6 +85,9 @@ def assert_nothing_left(lake: Lake) -> None:
         assert not [n for n in names if n.startswith(PROBE_PREFIX.split("/")[0])], (container.name, names)
     for service in (lake.source, lake.backup):
         assert not [c.name for c in service.list_containers() if c.name.startswith(PROBE_CONTAINER_PREFIX)]
+    records = lake.backup.get_container_client(lake.settings.records_container)
+    if records.exists():
+        assert not list(records.list_blob_names(name_starts_with=RECORD_PROBE_PREFIX))
     from azure.storage.queue import QueueServiceClient
     queues = QueueServiceClient.from_connection_string(lake.azurite.connection_string("source")).list_queues()
     assert not [q.name for q in queues if q.name.endswith("-doctor")]
@@ -179,6 +187,60 @@ def test_a_missing_poison_queue_is_normal_unless_queues_cannot_be_created() -> N
     assert not check.ok and "create queue 'q-poison'" in check.fix
 
 
+COPY_PRINCIPALS = dict(source_principal="identity ops", backup_principal="account key of vault (from B)",
+                       source_setting="S", backup_setting="B", where="container 'backup-doctor-x'")
+
+
+def test_a_refused_user_delegation_key_names_the_missing_role_on_the_source() -> None:
+    denied = Failure("denied", "refused (HTTP 403 AuthorizationPermissionMismatch)", "AuthorizationPermissionMismatch")
+    check = copy_path_check("sign", denied, "user-delegation", **COPY_PRINCIPALS)
+    assert not check.ok and check.detail.startswith(
+        "the identity cannot get a user-delegation key on the source account: it needs a Storage Blob Data role there")
+    assert "identity ops" in check.detail and "grant a Storage Blob Data role on the source account" in check.fix
+    signed_out = copy_path_check("sign", Failure("auth", "authentication failed (HTTP 401 InvalidAuthenticationInfo)"),
+                                 "user-delegation", **COPY_PRINCIPALS)
+    assert not signed_out.ok and "user-delegation key" in signed_out.detail and "az login" in signed_out.fix
+
+
+@pytest.mark.parametrize(("kind", "in_fix"), [
+    ("user-delegation", "grant identity ops Storage Blob Data Reader (or Contributor) on the source account"),
+    ("service", "the key in S signs the SAS"),
+    ("connection", "issue a SAS with read (sp=r)"),
+])
+def test_a_copy_that_cannot_read_its_source_blames_the_sas_not_the_backup(kind: str, in_fix: str) -> None:
+    unverified = Failure("denied", "refused (HTTP 403 CannotVerifyCopySource)", "CannotVerifyCopySource")
+    check = copy_path_check("copy", unverified, kind, **COPY_PRINCIPALS)  # type: ignore[arg-type]
+    assert not check.ok and "could not read the source snapshot" in check.detail and in_fix in check.fix
+    assert "firewall" in check.fix
+
+
+def test_a_copy_the_backup_account_refuses_names_the_backup_principal() -> None:
+    denied = Failure("denied", "refused (HTTP 403 AuthorizationPermissionMismatch)", "AuthorizationPermissionMismatch")
+    check = copy_path_check("copy", denied, "user-delegation", **{**COPY_PRINCIPALS, "backup_principal": "identity ops"})
+    assert not check.ok and check.detail.startswith("the backup account refused the copy: refused (HTTP 403")
+    assert check.fix == "grant Storage Blob Data Contributor (the copy writes the backup) to identity ops"
+    wrong_key = copy_path_check("copy", Failure("auth", "authentication failed (HTTP 403 AuthenticationFailed)"),
+                                "service", **COPY_PRINCIPALS)
+    assert "the backup account refused the copy" in wrong_key.detail and "key in B is wrong" in wrong_key.fix
+    bytes_differ = copy_path_check("verify", None, "service", **COPY_PRINCIPALS)
+    assert not bytes_differ.ok and "bytes differ" in bytes_differ.detail
+    passed = copy_path_check(None, None, "user-delegation", **COPY_PRINCIPALS)
+    assert passed.ok and "user-delegation SAS" in passed.detail and not passed.fix
+
+
+def test_records_are_write_once_so_a_refused_delete_is_a_note() -> None:
+    where = dict(principal="identity ops", setting="B")
+    assert records_check("backup-records", "doctor/probe-1", None, None, **where).ok
+    immutable = Failure("http", "failed (HTTP 409 BlobImmutableDueToPolicy)", "BlobImmutableDueToPolicy")
+    check = records_check("backup-records", "doctor/probe-1", None, immutable, **where)
+    assert check.ok and "immutability policy refused its delete, as expected" in check.detail
+    assert "'doctor/probe-1'" in check.detail and "remains" in check.detail
+    no_delete_right = Failure("denied", "refused (HTTP 403 AuthorizationPermissionMismatch)")
+    assert records_check("backup-records", "doctor/probe-1", None, no_delete_right, **where).ok
+    refused = records_check("backup-records", "doctor/probe-1", no_delete_right, None, **where)
+    assert not refused.ok and "Storage Blob Data Contributor on the backup account (or on its container 'backup-records')" in refused.fix
+
+
 @pytest.mark.parametrize(("principal", "failure", "in_fix"), [
     ("account key of src (from S)", Failure("auth", "authentication failed (HTTP 403 AuthenticationFailed)"),
      "key in S is wrong"),
@@ -231,7 +293,10 @@ def test_all_checks_pass_on_a_sound_lake_and_leave_nothing_behind(doctor_env: La
     assert {"settings parse", "source: list", "source: snapshot and lease", "source: delete snapshots",
             "backup: create container", "backup: write", "backup: delete", "queue: trigger listens where scans send",
             "queue: create", "queue: send", "queue: receive and delete", "queue: request queue exists",
-            "queue: poison queue", "host.json functionTimeout", "backup account is not the source"} <= set(by_name(report))
+            "queue: poison queue", "host.json functionTimeout", "backup account is not the source",
+            COPY_CHECK, RECORDS_CHECK} <= set(by_name(report))
+    assert "a service SAS signed with the source key" in by_name(report)[COPY_CHECK]["detail"]
+    assert "and deleted it" in by_name(report)[RECORDS_CHECK]["detail"]
     assert_nothing_left(doctor_env)
     assert doctor_env.messages() == []  # nothing reached the request queue
 
@@ -272,7 +337,7 @@ def test_a_wrong_key_fails_the_source_checks_with_a_fix_and_no_key(doctor_env: L
     monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING", forged)
     code, report, text = run_json(capsys)
     assert code == 1 and not report["ok"]
-    assert failed(report) == {"source: list"}, report
+    assert failed(report) == {"source: list", "copy: not probed"}, report  # the copy needs the source
     listing = by_name(report)["source: list"]
     assert "HTTP 403" in listing["detail"] and "key in SOURCE_STORAGE_CONNECTION_STRING is wrong" in listing["fix"]
     assert wrong_key not in text and wrong_key[:12] not in text and "Traceback" not in text
@@ -289,7 +354,8 @@ def test_a_sas_without_write_rights_fails_the_snapshot_check(doctor_env: Lake, m
                        f"BlobEndpoint=http://127.0.0.1:{azurite.blob_port}/source;SharedAccessSignature={sas}")
     code, report, text = run_json(capsys)
     assert code == 1
-    assert failed(report) == {"source: snapshot and lease"}, report
+    assert failed(report) == {"source: snapshot and lease", "copy: not probed"}, report
+    assert "source and backup probes above" in by_name(report)["copy: not probed"]["detail"]
     check = by_name(report)["source: snapshot and lease"]
     assert "HTTP 403" in check["detail"] and check["fix"].startswith("issue a SAS")
     assert report["principal"]["source"].startswith("SAS from SOURCE_STORAGE_CONNECTION_STRING")
@@ -306,10 +372,57 @@ def test_a_sas_without_delete_fails_the_delete_check_and_names_what_it_left(
     monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING",
                        f"BlobEndpoint=http://127.0.0.1:{azurite.blob_port}/source;SharedAccessSignature={sas}")
     code, report, _ = run_json(capsys)
-    assert code == 1 and failed(report) == {"source: delete snapshots"}, report
-    check = by_name(report)["source: delete snapshots"]
-    [left] = [b.name for b in doctor_env.source.get_container_client("raw").list_blobs() if b.name.startswith(PROBE_PREFIX)]
-    assert repr(left) in check["detail"] and "then delete that blob" in check["fix"]
+    assert code == 1 and failed(report) == {"source: delete snapshots", "copy: clean up"}, report
+    assert by_name(report)[COPY_CHECK]["ok"]  # read is all the copy needs of the source
+    check, cleanup = by_name(report)["source: delete snapshots"], by_name(report)["copy: clean up"]
+    left = {b.name for b in doctor_env.source.get_container_client("raw").list_blobs() if b.name.startswith(PROBE_PREFIX)}
+    assert len(left) == 2 and "then delete that blob" in check["fix"]
+    assert {name for name in left if repr(name) in check["detail"] or repr(name) in cleanup["detail"]} == left
+
+
+def test_a_source_sas_without_read_passes_the_source_probes_but_fails_the_copy(
+        doctor_env: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Snapshots, leases and deletes need no read right, the copy does: only the copy probe can tell."""
+    azurite = doctor_env.azurite
+    sas = generate_account_sas("source", azurite.accounts["source"], ResourceTypes(service=True, container=True, object=True),
+                               AccountSasPermissions(list=True, write=True, create=True, delete=True),
+                               expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING",
+                       f"BlobEndpoint=http://127.0.0.1:{azurite.blob_port}/source;SharedAccessSignature={sas}")
+    code, report, text = run_json(capsys)
+    assert code == 1 and failed(report) == {COPY_CHECK}, report
+    check = by_name(report)[COPY_CHECK]
+    assert check["detail"] == ("the backup account could not read the source snapshot through the SAS of the source "
+                               "connection string (refused (HTTP 403 CannotVerifyCopySource))")
+    assert check["fix"].startswith("issue a SAS with read (sp=r) on objects, snapshots included, and put it in "
+                                   "SOURCE_STORAGE_CONNECTION_STRING")
+    assert sas not in text and "sig=" not in text
+    assert_nothing_left(doctor_env)
+
+
+def test_a_wrong_backup_key_fails_the_backup_and_records_checks_and_skips_the_copy(
+        doctor_env: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    wrong_key = random_account_key()
+    monkeypatch.setenv("BACKUP_STORAGE_CONNECTION_STRING", doctor_env.azurite.connection_string("backup").replace(
+        doctor_env.azurite.accounts["backup"], wrong_key))
+    code, report, text = run_json(capsys)
+    assert code == 1 and failed(report) == {"backup: create container", "copy: not probed", RECORDS_CHECK}, report
+    records = by_name(report)[RECORDS_CHECK]
+    assert "HTTP 403" in records["detail"] and "key in BACKUP_STORAGE_CONNECTION_STRING is wrong" in records["fix"]
+    assert "fix the source and backup checks first" in by_name(report)["copy: not probed"]["fix"]
+    assert wrong_key not in text and wrong_key[:12] not in text
+    monkeypatch.setenv("BACKUP_STORAGE_CONNECTION_STRING", doctor_env.azurite.connection_string("backup"))
+    assert_nothing_left(doctor_env)
+
+
+def test_the_probe_record_is_written_into_the_records_container_and_removed(
+        doctor_env: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RECORDS_CONTAINER", "audit-trail")
+    code, report, _ = run_json(capsys)
+    assert code == 0, report
+    assert "in 'audit-trail' and deleted it" in by_name(report)[RECORDS_CHECK]["detail"]
+    records = doctor_env.backup.get_container_client("audit-trail")
+    assert records.exists() and list(records.list_blob_names()) == []  # created as the app would, the probe gone
 
 
 def queue_sas_setting(lake: Lake, monkeypatch: pytest.MonkeyPatch, **permissions: bool) -> str:

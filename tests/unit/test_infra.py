@@ -104,7 +104,6 @@ FLEX_IGNORED_SETTINGS = {
     "ENABLE_ORYX_BUILD",
     "AzureWebJobsStorage",
 }
-SETTINGS_READERS = {"_get", "_account", "_positive_number", "parse_bool", "_queue_account", "_own_container"}
 
 
 # ---------------------------------------------------------------- parsing and AST helpers
@@ -574,19 +573,37 @@ def test_copy_pipeline_parameters_are_what_the_worker_sends(bicep: dict[str, dic
 # ---------------------------------------------------------------- app settings
 
 
-def settings_read_by_the_code() -> set[str]:
-    """String literals settings.py passes to its readers, plus the ADF_SETTINGS tuple.
+class RecordingEnv(dict):  # type: ignore[type-arg]
+    """An environment that notes every setting name load_settings asks for."""
 
-    There is no single declared list in settings.py yet; this collects what it reads.
-    """
-    (path,) = [p for p in (ROOT / "shared_code").rglob("settings.py")]
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in SETTINGS_READERS:
-            names |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "ADF_SETTINGS" for t in node.targets):
-            names |= {e.value for e in node.value.elts}  # type: ignore[attr-defined]
-    return names
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.asked.add(name)
+        return super().get(name, default)
+
+
+def settings_read_by_the_code() -> set[str]:
+    """The settings settings.py declares (SETTINGS): its one reader refuses any other name."""
+    from shared_code.core.settings import SETTINGS
+
+    return set(SETTINGS)
+
+
+def test_the_declared_settings_are_exactly_what_load_settings_reads() -> None:
+    """SETTINGS is the list the comparisons below trust: nothing declared goes unread, nothing read is undeclared."""
+    from shared_code.core.settings import _get, load_settings
+
+    # Account names (not connection strings), no AzureWebJobsStorage and the ADF group: every fallback is asked for.
+    env = RecordingEnv({"par_storage_account_name_source": "lake", "par_storage_account_name_backup": "vault",
+                        "par_storage_account_name_queue": "lake", "par_subscription_id": "s",
+                        "par_resource_group_name": "rg", "par_adfv2_name": "f", "par_adfv2_pipeline_name": "p"})
+    load_settings(env, host_json=None)
+    assert env.asked == settings_read_by_the_code()
+    with pytest.raises(KeyError, match="not declared"):
+        _get({}, "METRICS_SCHEDULE_TYPO")
 
 
 def test_every_setting_the_code_reads_is_set_or_documented_optional(app_settings: dict[str, Any]) -> None:

@@ -44,13 +44,21 @@ BUILTIN_ROLES = {
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
 
-# How the README's role table names principals and scopes, by the Bicep symbol that holds them.
-PRINCIPALS = {"functionPrincipalId": "function app", "factoryPrincipalId": "data factory"}
+# How the README's role table names principals and scopes, by the Bicep symbol that holds them, and
+# the principalType each principal's assignments declare (a literal, or the parameter that holds it).
+PRINCIPALS = {"functionPrincipalId": ("function app", "ServicePrincipal"),
+              "factoryPrincipalId": ("data factory", "ServicePrincipal"),
+              "operatorPrincipalId": ("operators", "operatorPrincipalType")}
+CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"
+QUEUE = "Microsoft.Storage/storageAccounts/queueServices/queues"
 SCOPES = {
     "sourceAccount": ("source account", "Microsoft.Storage/storageAccounts"),
     "backupAccount": ("backup account", "Microsoft.Storage/storageAccounts"),
     "hostAccount": ("host storage account", "Microsoft.Storage/storageAccounts"),
-    "deploymentContainer": ("deployment container", "Microsoft.Storage/storageAccounts/blobServices/containers"),
+    "deploymentContainer": ("deployment container", CONTAINER),
+    "recordsContainer": ("records container of the backup account", CONTAINER),
+    "requestQueue": ("request queue", QUEUE),
+    "poisonQueue": ("poison queue", QUEUE),
     "factory": ("data factory", "Microsoft.DataFactory/factories"),
     "appInsights": ("Application Insights", "Microsoft.Insights/components"),
 }
@@ -671,9 +679,9 @@ def bicep_role_assignments(bicep: dict[str, dict[str, Any]]) -> set[tuple[str, s
         tree = bicep[file]
         config = body(resource)
         props = config["properties"]
-        assert props["principalType"] == "ServicePrincipal", symbol
         principal = props["principalId"]
         assert principal in PRINCIPALS, f"{symbol}: principal {principal!r}"
+        assert props["principalType"] == PRINCIPALS[principal][1], f"{symbol}: principalType {props['principalType']!r}"
         role_ref = dotted(fn(props["roleDefinitionId"], "subscription_resource_id")["resource_name_1"])
         assert fn(props["roleDefinitionId"], "subscription_resource_id")["resource_type"] == "Microsoft.Authorization/roleDefinitions"
         assert role_ref and role_ref.startswith("roles."), f"{symbol}: role {role_ref}"
@@ -682,6 +690,10 @@ def bicep_role_assignments(bicep: dict[str, dict[str, Any]]) -> set[tuple[str, s
         scope = config["scope"]
         scope_label, scope_type = SCOPES[scope]
         assert tree["resources"][scope]["type"] == scope_type, f"{symbol}: scope {scope} is not a {scope_type}"
+        if scope_type in (CONTAINER, QUEUE):  # a child scope: `<account>/default/<name>`, of the account its label names
+            account = {"recordsContainer": "backupAccountName", "requestQueue": "hostAccountName",
+                       "poisonQueue": "hostAccountName", "deploymentContainer": "hostAccountName"}[scope]
+            assert body(tree["resources"][scope])["name"].startswith(f"${{{account}}}/default/"), f"{symbol}: scope {scope}"
         name = fn(config["name"], "guid")
         assert name is not None, f"{symbol}: name is not guid(...)"
         assert (dotted(name["base_string"]), name["extra_string_1"], dotted(name["extra_string_2"])) == \
@@ -694,7 +706,7 @@ def bicep_role_assignments(bicep: dict[str, dict[str, Any]]) -> set[tuple[str, s
             abac = op(props["condition"], "conditional")
             assert abac is not None, f"{symbol}: an ABAC condition is a parameter's choice"
             when += f"; without delete unless {abac['condition']}"
-        found.add((PRINCIPALS[principal], scope_label, role_name, roles[role_key], when))
+        found.add((PRINCIPALS[principal][0], scope_label, role_name, roles[role_key], when))
     return found
 
 
@@ -737,3 +749,36 @@ def test_backup_deletes_switch_is_an_abac_condition_on_the_function_role(bicep: 
     version = op(props["conditionVersion"], "conditional")
     assert version is not None and version["false_value"] == "2.0"
     assert bicep["main.bicep"]["parameters"]["backupDeletes"]["default"] is True
+
+
+def test_operator_roles_are_opt_in_for_a_group_and_scoped_to_what_they_touch(bicep: dict[str, dict[str, Any]]) -> None:
+    """No operator role without operatorPrincipalId; a group by default; the records container and queues are the
+    ones the app uses (the container the role is scoped to is RECORDS_CONTAINER's default, which the app keeps)."""
+    from shared_code.core.settings import DEFAULT_RECORDS_CONTAINER
+
+    params = bicep["main.bicep"]["parameters"]
+    assert params["operatorPrincipalId"]["default"] == ""
+    assert params["operatorPrincipalType"]["default"] == "Group"
+    assert next(d["argument"] for d in params["operatorPrincipalType"]["decorators"] if d["type"] == "allowed") == \
+        ["Group", "User", "ServicePrincipal"]
+    assert params["operatorRestoreInPlace"]["default"] is False
+    for module in ("access", "sourceAccess"):
+        passed = body(bicep["main.bicep"]["modules"][module])["params"]
+        assert passed["operatorPrincipalId"] == "operatorPrincipalId"
+        assert passed["operatorPrincipalType"] == "operatorPrincipalType"
+    assert body(bicep["main.bicep"]["modules"]["sourceAccess"])["params"]["operatorRestoreInPlace"] == "operatorRestoreInPlace"
+    storage = bicep["storage.bicep"]
+    assert storage["parameters"]["recordsContainerName"]["default"] == DEFAULT_RECORDS_CONTAINER
+    assert body(storage["resources"]["recordsContainer"])["parent"] == "backupBlobService"
+    access = body(bicep["main.bicep"]["modules"]["access"])["params"]
+    assert dotted(access["recordsContainerName"]) == "storage.outputs.recordsContainerName"
+    assert dotted(access["queueName"]) == "storage.outputs.queueName"
+    rbac = bicep["rbac.bicep"]["resources"]
+    assert body(rbac["requestQueue"])["name"] == "${hostAccountName}/default/${queueName}"
+    assert body(rbac["poisonQueue"])["name"] == "${hostAccountName}/default/${queueName}-poison"
+    operators = [(file, symbol) for file, symbol, r in resources(bicep, "Microsoft.Authorization/roleAssignments")
+                 if body(r)["properties"]["principalId"] == "operatorPrincipalId"]
+    assert len(operators) == 6
+    for file, symbol in operators:
+        when = render_with(condition(bicep[file]["resources"][symbol]), set(bicep[file]["parameters"]))
+        assert when.startswith("operatorPrincipalId != ''"), f"{symbol} is granted without an operator: {when}"

@@ -347,15 +347,20 @@ def test_a_wrong_key_fails_the_source_checks_with_a_fix_and_no_key(doctor_env: L
     assert wrong_key not in text and wrong_key[:12] not in text and "Traceback" not in text
 
 
+def source_sas_setting(lake: Lake, monkeypatch: pytest.MonkeyPatch, **permissions: bool) -> str:
+    """Point the source setting at an account SAS with just `permissions`; returns the SAS."""
+    azurite = lake.azurite
+    sas = generate_account_sas("source", azurite.accounts["source"], ResourceTypes(service=True, container=True, object=True),
+                               AccountSasPermissions(**permissions), expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING",
+                       f"BlobEndpoint=http://127.0.0.1:{azurite.blob_port}/source;SharedAccessSignature={sas}")
+    return sas
+
+
 def test_a_sas_without_write_rights_fails_the_snapshot_check(doctor_env: Lake, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     """A principal that may list but not write: listing passes, the snapshot probe is refused."""
-    azurite = doctor_env.azurite
-    sas = generate_account_sas("source", azurite.accounts["source"], ResourceTypes(service=True, container=True, object=True),
-                               AccountSasPermissions(read=True, list=True),
-                               expiry=datetime.now(timezone.utc) + timedelta(hours=1))
-    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING",
-                       f"BlobEndpoint=http://127.0.0.1:{azurite.blob_port}/source;SharedAccessSignature={sas}")
+    sas = source_sas_setting(doctor_env, monkeypatch, read=True, list=True)
     code, report, text = run_json(capsys)
     assert code == 1
     assert failed(report) == {"source: snapshot and lease", "copy: not probed"}, report
@@ -369,12 +374,7 @@ def test_a_sas_without_write_rights_fails_the_snapshot_check(doctor_env: Lake, m
 
 def test_a_sas_without_delete_fails_the_delete_check_and_names_what_it_left(
         doctor_env: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    azurite = doctor_env.azurite
-    sas = generate_account_sas("source", azurite.accounts["source"], ResourceTypes(service=True, container=True, object=True),
-                               AccountSasPermissions(read=True, list=True, write=True, create=True),
-                               expiry=datetime.now(timezone.utc) + timedelta(hours=1))
-    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING",
-                       f"BlobEndpoint=http://127.0.0.1:{azurite.blob_port}/source;SharedAccessSignature={sas}")
+    source_sas_setting(doctor_env, monkeypatch, read=True, list=True, write=True, create=True)
     code, report, _ = run_json(capsys)
     assert code == 1 and failed(report) == {"source: delete snapshots", "copy: clean up"}, report
     assert by_name(report)[COPY_CHECK]["ok"]  # read is all the copy needs of the source
@@ -387,12 +387,7 @@ def test_a_sas_without_delete_fails_the_delete_check_and_names_what_it_left(
 def test_a_source_sas_without_read_passes_the_source_probes_but_fails_the_copy(
         doctor_env: Lake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Snapshots, leases and deletes need no read right, the copy does: only the copy probe can tell."""
-    azurite = doctor_env.azurite
-    sas = generate_account_sas("source", azurite.accounts["source"], ResourceTypes(service=True, container=True, object=True),
-                               AccountSasPermissions(list=True, write=True, create=True, delete=True),
-                               expiry=datetime.now(timezone.utc) + timedelta(hours=1))
-    monkeypatch.setenv("SOURCE_STORAGE_CONNECTION_STRING",
-                       f"BlobEndpoint=http://127.0.0.1:{azurite.blob_port}/source;SharedAccessSignature={sas}")
+    sas = source_sas_setting(doctor_env, monkeypatch, list=True, write=True, create=True, delete=True)
     code, report, text = run_json(capsys)
     assert code == 1 and failed(report) == {COPY_CHECK}, report
     check = by_name(report)[COPY_CHECK]

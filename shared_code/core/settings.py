@@ -88,6 +88,14 @@ SETTINGS: Mapping[str, str] = MappingProxyType({
     "STORAGE_READ_TIMEOUT_SECONDS": "how long one storage request attempt waits for an answer",
     "EXCLUDED_CONTAINERS": "containers the scans and reports leave out",
     "RESTORE_STORAGE_CONNECTION_STRING": "the connection for restore --to-account",
+    "RETENTION_SNAPSHOTS": "the standing retention policy of snapshots (prune, the retention timer)",
+    "RETENTION_BACKUPS": "the standing retention policy of backups",
+    "RETENTION_MAX_REMOVE_PERCENT": "prune's safety brake: the largest share of a container's items one run removes",
+    "PRICES_PER_GB_MONTH": "USD per GB-month per access tier, for cost estimates",
+    "BACKUP_ACCESS_TIER": "the access tier new backups are written in",
+    "STORAGE_SUBSCRIPTION_ID": "posture: the subscription of the storage accounts (management plane)",
+    "STORAGE_RESOURCE_GROUP": "posture: the backup account's resource group",
+    "SOURCE_RESOURCE_GROUP": "posture: the source account's resource group",
 })
 
 HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from azure.core.exceptions import DecodeError, ResourceNotFoundError
 
-from shared_code.admin.status import queue_length
+from shared_code.storage.queue import queue_length
 from shared_code.core.clock import WallClock, utc_now
 from shared_code.core.errors import InvalidMessage
 from shared_code.core.messages import parse_request
@@ -41,11 +41,6 @@ class GaugeReading:
     queues: dict[str, int]
     found: list[ContainerProtection] = field(default_factory=list)
     lags: dict[str, float] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, object]:
-        return {"queues": self.queues, "lags": self.lags,
-                "containers": {r.container: {"without_snapshot": r.without_snapshot,
-                                             "without_backup": r.without_backup} for r in self.found}}
 
 
 def oldest_requests(settings: Settings) -> dict[str, datetime]:

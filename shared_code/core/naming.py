@@ -11,6 +11,7 @@ import posixpath
 import re
 import string
 from datetime import datetime, timedelta
+from typing import NamedTuple
 from urllib.parse import quote
 
 from shared_code.core.errors import InvalidInput, InvalidMessage
@@ -112,6 +113,11 @@ def quoted_etag(etag: str) -> str:
     return f'"{etag}"'
 
 
+def posix_stem(blob_name: str) -> str:
+    """The part of a blob name a backup name starts with (everything before its extension)."""
+    return posixpath.splitext(blob_name)[0]
+
+
 def backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:
     """`{stem}_{last_modified}_{etag}{ext}`: one name per blob version.
 
@@ -120,9 +126,57 @@ def backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:
     `a/x.tar_<lm>_<etag>.gz`, exactly as the original app named it. `etag`
     may be quoted; scans pass listing ETags, already bare and checked.
     """
-    stem, ext = posixpath.splitext(blob_name)
+    stem, ext = posixpath.splitext(blob_name)  # posix_stem, with the extension kept
     bare = etag if etag[:1] != '"' and etag[:2] == "0x" else normalize_etag(etag)
     return f"{stem}_{_timestamp_text(last_modified)}_{bare}{ext}"
+
+
+# `{stem}_{last_modified}_{etag}{ext}`: `str()` of an aware datetime, a bare ETag, posixpath's extension.
+_BACKUP_NAME = re.compile(
+    r"^(?P<stem>.*)_(?P<lm>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?[+-]\d{2}:\d{2})"
+    r"_(?P<etag>0x[0-9A-Fa-f]{1,32})(?P<ext>\.[^./]*)?$", re.DOTALL)
+
+
+class ParsedBackupName(NamedTuple):
+    """What a contract name says: the source blob and the version (Last-Modified, ETag) it holds."""
+
+    blob_name: str
+    last_modified: datetime
+    etag: str
+
+
+def parse_backup_name(backup_name: str) -> ParsedBackupName | None:
+    """The inverse of `backup_blob_name`; None for a name the contract cannot have produced.
+
+    Backups made by the original app carry no provenance stamp: their name is
+    all that says which version they hold, so restore and the deletion
+    records read it back. The name is re-derived and compared, so a parse
+    is only accepted when it round-trips exactly.
+    """
+    match = _BACKUP_NAME.match(backup_name)
+    if match is None:
+        return None
+    try:
+        last_modified = datetime.fromisoformat(match["lm"])
+    except ValueError:
+        return None
+    blob_name = match["stem"] + (match["ext"] or "")
+    if not blob_name or backup_blob_name(blob_name, last_modified, match["etag"]) != backup_name:
+        return None
+    return ParsedBackupName(blob_name, last_modified, match["etag"])
+
+
+def backup_listing_prefix(prefix: str) -> str:
+    """A prefix of every backup name of every blob whose name starts with `prefix`.
+
+    A backup name keeps the blob's name up to its extension, so `a/b/` lists
+    as `a/b/`; but the extension moves to the end (`a/x.csv` is backed up as
+    `a/x_..._0x...csv`), so a prefix that reaches into a file name's dots is
+    cut before the first dot of its last segment (callers filter the parsed names).
+    """
+    head, _, last = prefix.rpartition("/")
+    dot = last.find(".")
+    return prefix if dot < 0 else (f"{head}/" if head or prefix.startswith("/") else "") + last[:dot]
 
 
 def checked_backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:

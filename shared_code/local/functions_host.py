@@ -39,6 +39,7 @@ from azure.storage.queue import QueueClient, QueueMessage as StorageQueueMessage
 
 from shared_code.core.clock import WallClock, utc_now
 from shared_code.core.counters import LockedCounters
+from shared_code.core.logline import logline
 from shared_code.core.schedule import Schedule
 from shared_code.core.settings import timespan_seconds
 
@@ -165,7 +166,7 @@ class QueueTriggerRunner:
     def _invoke(self, message: StorageQueueMessage) -> None:
         started = time.monotonic()
         invocation = uuid.uuid4()
-        outcome = "Succeeded"
+        outcome, error = "Succeeded", None
         try:
             try:
                 body = base64.b64decode(message.content, validate=True)
@@ -177,12 +178,13 @@ class QueueTriggerRunner:
             self.queue.delete_message(message)
             self.stats.add(succeeded=1)
         except Exception as exc:  # the host catches everything a function raises, and so must we
-            outcome = f"Failed ({type(exc).__name__}: {exc})"
+            outcome, error = "Failed", f"{type(exc).__name__}: {exc}"
             self.stats.failure(f"{type(exc).__name__}: {exc}")
             self._after_failure(message)
         finally:
-            log.info("%s id=%s message=%s try=%s %.0f ms %s", self.spec.name, invocation, message.id,
-                     message.dequeue_count, (time.monotonic() - started) * 1000, outcome)
+            log.info(logline(operation="invoke", outcome=outcome, function=self.spec.name, id=invocation,
+                             message=message.id, **{"try": message.dequeue_count},
+                             duration_ms=(time.monotonic() - started) * 1000, error=error))
             with self._active_lock:
                 self._active -= 1
             self._in_flight.release()
@@ -192,8 +194,8 @@ class QueueTriggerRunner:
             self.poison.send_message(message.content)
             self.queue.delete_message(message)
             self.stats.add(poisoned=1)
-            log.error("%s: message %s moved to %s after %s tries", self.spec.name, message.id,
-                      self.poison.queue_name, message.dequeue_count)
+            log.error(logline(operation="invoke", outcome="poisoned", function=self.spec.name, message=message.id,
+                              poison_queue=self.poison.queue_name, tries=message.dequeue_count))
         else:
             self.queue.update_message(message, visibility_timeout=int(self.options.visibility_timeout))
 
@@ -274,16 +276,17 @@ class TimerTriggerRunner:
     def fire(self, past_due: bool = False) -> bool:
         """One invocation; False when `main` raised (logged, as the host logs a failed invocation)."""
         started = time.monotonic()
-        outcome = "Succeeded"
+        outcome, error = "Succeeded", None
         try:
             self.main(TimerRequest(past_due=past_due))
         except Exception as exc:  # the host catches everything a function raises, and so must we
-            outcome = f"Failed ({type(exc).__name__}: {exc})"
+            outcome, error = "Failed", f"{type(exc).__name__}: {exc}"
         finally:
             self.fired += 1
-            log.info("%s id=%s timer %.0f ms %s", self.spec.name, uuid.uuid4(), (time.monotonic() - started) * 1000,
-                     outcome)
-        return outcome == "Succeeded"
+            log.info(logline(operation="invoke", outcome=outcome, function=self.spec.name, id=uuid.uuid4(),
+                             trigger="timer", past_due=past_due or None,
+                             duration_ms=(time.monotonic() - started) * 1000, error=error))
+        return error is None
 
     def run_forever(self) -> None:
         """Fire at every occurrence until stop(); an occurrence missed by more than a second is past due."""
@@ -357,8 +360,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers.setdefault("Content-Type", response.mimetype or "text/plain")
             self._reply(response.status_code, response.get_body(), headers)
             outcome = str(response.status_code)
-        log.info("%s id=%s %s %.0f ms %s", spec.name, uuid.uuid4(), self.command,
-                 (time.monotonic() - started) * 1000, outcome)
+        log.info(logline(operation="http", outcome=outcome, function=spec.name, method=self.command,
+                         duration_ms=(time.monotonic() - started) * 1000))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Callable
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -328,12 +329,16 @@ growth = st.sampled_from(["keep_last", "keep_hourly", "keep_daily", "keep_weekly
                           "keep_within", "min_age"])
 
 
+def over_random_blobs(test: Callable[..., None]) -> Callable[..., None]:
+    """A property over 400 random histories, with a random policy per side."""
+    return settings(max_examples=400, deadline=None)(given(blobs(), policies, policies)(test))
+
+
 def removed(decisions: list[Decision]) -> set[int]:
     return {id(d.item) for d in decisions if d.action == "remove"}
 
 
-@settings(max_examples=400, deadline=None)
-@given(blobs(), policies, policies)
+@over_random_blobs
 def test_every_item_has_a_reason_and_locked_items_are_never_removed(case: tuple[BlobVersions, datetime],
                                                                      snap: RetentionPolicy, back: RetentionPolicy) -> None:
     blob, now = case
@@ -345,8 +350,7 @@ def test_every_item_has_a_reason_and_locked_items_are_never_removed(case: tuple[
         assert not (d.item.locked(now) and d.action == "remove")
 
 
-@settings(max_examples=400, deadline=None)
-@given(blobs(), policies, policies)
+@over_random_blobs
 def test_an_existing_blob_keeps_its_current_version_unbacked_snapshots_and_newest_backup(
         case: tuple[BlobVersions, datetime], snap: RetentionPolicy, back: RetentionPolicy) -> None:
     blob, now = case
@@ -366,8 +370,7 @@ def test_an_existing_blob_keeps_its_current_version_unbacked_snapshots_and_newes
             not any(i.side == "backup" for i in blob.items)
 
 
-@settings(max_examples=400, deadline=None)
-@given(blobs(), policies, policies)
+@over_random_blobs
 def test_min_age_protects_everything_younger(case: tuple[BlobVersions, datetime], snap: RetentionPolicy,
                                              back: RetentionPolicy) -> None:
     blob, now = case
@@ -392,8 +395,7 @@ def test_adding_a_rule_never_removes_more(case: tuple[BlobVersions, datetime], s
     assert after <= before
 
 
-@settings(max_examples=400, deadline=None)
-@given(blobs(), policies, policies)
+@over_random_blobs
 def test_deciding_again_after_the_removals_removes_nothing_more(case: tuple[BlobVersions, datetime],
                                                                 snap: RetentionPolicy, back: RetentionPolicy) -> None:
     blob, now = case

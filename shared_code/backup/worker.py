@@ -25,8 +25,9 @@ from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 from shared_code.storage.clients import blob_service, default_credential, queue_client
 from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline
-from shared_code.backup.copiers import AdfCopier, BlobCopier, Copier, CopyJob, wait_for_server_copy
-from shared_code.backup.copy_plan import adf_reads_base
+from shared_code.backup.copiers import AdfCopier, BlobCopier, Copier, CopyJob
+from shared_code.storage.server_copy import wait_for_server_copy
+from shared_code.core.copy_plan import adf_reads_base
 from shared_code.core.errors import (
     CopyFailed,
     DestinationChanged,

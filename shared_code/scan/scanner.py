@@ -32,7 +32,7 @@ from shared_code.storage.pages import PageReader
 from shared_code.storage.cursor import Position, iterate_groups, never_settled, start_reading
 from shared_code.core.messages import BackupRequest
 from shared_code.core.naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
-from shared_code.scan.pool import BoundedPool
+from shared_code.core.pool import BoundedPool
 from shared_code.core.scan_plan import REQUEST, SNAPSHOT, Action, plan
 from shared_code.core.settings import Settings
 from shared_code.storage.containers import lake_container_names

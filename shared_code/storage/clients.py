@@ -9,8 +9,10 @@ storage is down, instead of answering 503.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import json
 import random
 import threading
 from typing import Any, Iterator
@@ -18,6 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import AzureError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import DefaultAzureCredential
 from azure.storage.blob import BlobServiceClient, ContainerClient
@@ -196,6 +199,24 @@ def backup_container_client(settings: Settings, source_container: str) -> Contai
     """The backup container of a source container; InvalidInput if its name would be invalid (too long)."""
     return blob_service(settings.backup).get_container_client(
         backup_container_name(source_container, settings.backup_container_suffix))
+
+
+def principal_name(service: BlobServiceClient) -> str:
+    """Who a client acts as, for audit records: the key's account, or the token's identity (never the token)."""
+    credential = service.credential
+    account_key = getattr(credential, "account_key", None)
+    if account_key:
+        return f"shared key of account {getattr(credential, 'account_name', service.account_name)}"
+    if credential is None or not hasattr(credential, "get_token"):
+        return "a SAS token"
+    try:
+        token = credential.get_token("https://storage.azure.com/.default").token
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (AzureError, IndexError, ValueError) as exc:
+        return f"an Entra ID identity (its claims could not be read: {type(exc).__name__})"
+    who = claims.get("upn") or claims.get("unique_name") or claims.get("appid") or "unknown"
+    return f"{who} (object id {claims.get('oid', 'unknown')})"
 
 
 def record_store(settings: Settings) -> RecordStore:

@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ET
 from base64 import b64decode
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Callable, Iterator, NamedTuple
@@ -132,6 +133,7 @@ def listed_blob(blob: ET.Element) -> ListedBlob:
         size=int(properties.findtext("Content-Length") or 0),
         md5=b64decode(md5) if (md5 := properties.findtext("Content-MD5")) else None,
         metadata=metadata or None,  # an empty <Metadata/> (no user metadata) keeps the entry's default
+        blob_type=properties.findtext("BlobType") or None,
     )
 
 
@@ -149,6 +151,9 @@ class BackupEntry(NamedTuple):
     size: int
     md5: bytes | None
     metadata: dict[str, str]
+    created: datetime | None = None
+    blob_type: str = "BlockBlob"
+    access_tier: str | None = None
 
 
 def complete_backup_entry(blob: ET.Element) -> BackupEntry | None:
@@ -158,8 +163,11 @@ def complete_backup_entry(blob: ET.Element) -> BackupEntry | None:
     if name is None or properties is None:
         return None
     md5 = properties.findtext("Content-MD5")
+    created = properties.findtext("Creation-Time")
     return BackupEntry(name, int(properties.findtext("Content-Length") or 0), b64decode(md5) if md5 else None,
-                       _metadata(blob) or {})
+                       _metadata(blob) or {}, created=_http_date(created) if created else None,
+                       blob_type=properties.findtext("BlobType") or "BlockBlob",
+                       access_tier=properties.findtext("AccessTier") or None)
 
 
 def name_marker_restart(body: bytes, marker: str) -> str | None:
@@ -264,9 +272,10 @@ def backup_name_pages(container: ContainerClient, marker: str | None = None,
                 return
 
 
-def backup_entries(container: ContainerClient, page_size: int = 5000) -> Iterator[BackupEntry]:
-    """The complete backups of a backup container with what `verify` judges (raw pages, as the scans read)."""
-    with PageReader(container, None, "metadata,copy") as reader:
+def backup_entries(container: ContainerClient, page_size: int = 5000,
+                   prefix: str | None = None) -> Iterator[BackupEntry]:
+    """The complete backups of a backup container (under `prefix`) with what `verify` and restore judge."""
+    with PageReader(container, prefix, "metadata,copy") as reader:
         marker: str | None = None
         while True:
             blobs, marker = reader.read(marker, page_size)

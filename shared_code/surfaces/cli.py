@@ -21,6 +21,7 @@ from azure.core.exceptions import AzureError
 
 from shared_code.core.errors import BackupError, InvalidInput
 from shared_code.storage.failures import describe_storage_failure
+from shared_code.surfaces import restore_commands
 from shared_code.core.settings import HOST_JSON, LOCAL_SETTINGS, Settings, load_local_settings, load_settings
 
 
@@ -157,6 +158,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "produce": cmd_produce, "reconcile": cmd_reconcile, "status": cmd_status, "drain": cmd_drain, "serve": cmd_serve,
     "verify": cmd_verify, "requeue-poison": cmd_requeue_poison,
+    "restore": lambda args, settings: restore_commands.cmd_restore(args, settings, _print),
+    "versions": lambda args, settings: restore_commands.cmd_versions(args, settings, _print),
 }
 
 
@@ -194,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", parents=[common], help="preflight: settings, rights on every account, queues, "
                        "the ADF pipeline, functionTimeout; exit 1 on any problem")
     p.add_argument("--host-json", default=str(HOST_JSON), help="the app's host.json (default: %(default)s)")
+    restore_commands.add_parsers(sub, common)
     p = sub.add_parser("serve", parents=[common], help="run the functions locally (HTTP on --port, the queue trigger)")
     p.add_argument("--port", type=int, default=7071)
     p.add_argument("--host", default="127.0.0.1")

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from shared_code.scan.pool import BoundedPool
+from shared_code.core.pool import BoundedPool
 from shared_code.storage.snapshots import take_snapshot
 from tests.support.lake import Lake
 from tests.support.functions import PRODUCER, call_http

@@ -183,7 +183,7 @@ def test_a_request_without_a_snapshot_is_copied_from_one_the_worker_takes(lake: 
 
 
 def test_the_copy_source_sas_is_read_only_scoped_and_short_lived(lake: Lake) -> None:
-    from shared_code.backup.sas import signed_source_url
+    from shared_code.storage.sas import signed_source_url
     lake.upload("raw", "a.csv", b"v1")
     url = signed_source_url(lake.source, "raw", "a.csv", None, valid_for=timedelta(minutes=10))
     query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "shared_code"
-RANK = {"core": 0, "storage": 1, "scan": 2, "backup": 2, "admin": 2, "retention": 2, "local": 3, "surfaces": 4}
+RANK = {"core": 0, "storage": 1, "scan": 2, "backup": 2, "admin": 2, "restore": 2, "retention": 2, "local": 3,
+        "surfaces": 4}
 
 
 def modules() -> dict[str, Path]:

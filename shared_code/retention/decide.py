@@ -134,21 +134,15 @@ def _utc(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _period(label: str, key: Callable[[datetime], str]) -> Callable[[datetime], str]:
-    return lambda moment: f"{label} {key(moment.astimezone(timezone.utc))}"
+Period = tuple[int, ...]
 
-
-def _iso_week(moment: datetime) -> str:
-    year, week, _ = moment.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-CALENDAR = (
-    ("keep_hourly", _period("hourly", lambda m: m.strftime("%Y-%m-%dT%H"))),
-    ("keep_daily", _period("daily", lambda m: m.strftime("%Y-%m-%d"))),
-    ("keep_weekly", _period("weekly", _iso_week)),
-    ("keep_monthly", _period("monthly", lambda m: m.strftime("%Y-%m"))),
-    ("keep_yearly", _period("yearly", lambda m: m.strftime("%Y"))),
+# Each calendar rule: its policy field, the UTC period of a moment (compared), and the period's name (shown).
+CALENDAR: tuple[tuple[str, Callable[[datetime], Period], Callable[[datetime], str]], ...] = (
+    ("keep_hourly", lambda u: (u.year, u.month, u.day, u.hour), lambda u: f"hourly {u:%Y-%m-%dT%H}"),
+    ("keep_daily", lambda u: (u.year, u.month, u.day), lambda u: f"daily {u:%Y-%m-%d}"),
+    ("keep_weekly", lambda u: tuple(u.isocalendar())[:2], lambda u: "weekly {}-W{:02d}".format(*u.isocalendar()[:2])),
+    ("keep_monthly", lambda u: (u.year, u.month), lambda u: f"monthly {u:%Y-%m}"),
+    ("keep_yearly", lambda u: (u.year,), lambda u: f"yearly {u:%Y}"),
 )
 
 
@@ -158,21 +152,26 @@ def policy_reasons(items: Sequence[Item], policy: RetentionPolicy, now: datetime
     for position in range(min(policy.keep_last, len(items))):
         reasons[position].append(f"last {policy.keep_last}")
     if policy.keep_within:
-        cutoff = now - policy.keep_within
+        cutoff, label = now - policy.keep_within, f"within {format_duration(policy.keep_within)}"
         for position, item in enumerate(items):
             if item.last_modified > cutoff:
-                reasons[position].append(f"within {format_duration(policy.keep_within)}")
-    for rule, period in CALENDAR:
+                reasons[position].append(label)
+    utc = [item.last_modified.astimezone(timezone.utc) for item in items] \
+        if any(getattr(policy, rule) for rule, _, _ in CALENDAR) else []
+    for rule, period, name in CALENDAR:
         left, previous = getattr(policy, rule), None
-        for position, item in enumerate(items):
+        for position, moment in enumerate(utc):
             if left == 0:
                 break
-            current = period(item.last_modified)
-            oldest = position == len(items) - 1
-            if current != previous or oldest:
+            current = period(moment)
+            if current != previous:
+                reasons[position].append(name(moment))
+            elif position == len(utc) - 1:
                 # restic also keeps the oldest version while a count is left: the longest history the counts allow
-                reasons[position].append(current if current != previous else f"{current} (oldest version)")
-                previous, left = current, left - 1
+                reasons[position].append(f"{name(moment)} (oldest version)")
+            else:
+                continue
+            previous, left = current, left - 1
     return reasons
 
 

@@ -7,12 +7,13 @@ counts as current depends on what is backed up.
 
 Order: versions are ordered by Last-Modified, ties (one-second precision) by
 the snapshot time they were captured as, then ETag; each side's rules walk
-that side's items newest first. Calendar periods and `keep-within` use the
-version's Last-Modified (in UTC); `min-age` uses when the copy was made (the
+that side's items newest first (a version snapshotted twice is two snapshot
+items: restic counts snapshots, not contents). Calendar periods and
+`keep-within` use the version's Last-Modified (in UTC); `min-age` uses when the copy was made (the
 snapshot's time, the backup's creation). See `core.retention_policy` for the
 policy rules themselves (restic's semantics, `keep-within` measured from now).
 
-Then the rules no policy can override, in this order of precedence:
+Then the rules no policy can override:
 1. Immutability: an item the policy would remove that is under a legal hold or
    an unexpired time-based immutability (`immutable_until` > now) is
    `blocked`: reported, never attempted. Nothing else is ever blocked.
@@ -56,7 +57,7 @@ from datetime import datetime, timezone
 from typing import Callable, Literal, Sequence
 
 from shared_code.core.durations import format_duration
-from shared_code.core.history import DeletionRecord, snapshot_sort_text, snapshot_time
+from shared_code.core.history import DeletionRecord, snapshot_sort_text, snapshot_time, utc_text
 from shared_code.core.retention_policy import RetentionPolicy, Side
 
 Action = Literal["keep", "remove", "blocked"]
@@ -128,6 +129,15 @@ class Decision:
     item: Item
     action: Action
     reasons: tuple[str, ...]
+
+    def as_dict(self, container: str, blob: str) -> dict[str, object]:
+        """One entry of `prune --json`'s `items`: the field names of restore's items, plus the side's own name."""
+        item = self.item
+        entry: dict[str, object] = {"container": container, "blob": blob, "side": item.side, "etag": item.etag}
+        entry.update({"snapshot": item.snapshot} if item.side == "snapshot" else {"backup": item.backup})
+        entry.update(last_modified=utc_text(item.last_modified), size=item.size, action=self.action,
+                     reasons=list(self.reasons))
+        return entry
 
 
 def _utc(moment: datetime) -> str:
@@ -264,7 +274,7 @@ def decide(blob: BlobVersions, snapshot_policy: RetentionPolicy | None, backup_p
         if keep[i]:
             decisions.append(Decision(item, "keep", tuple(keep[i])))
             continue
-        reasons = (removal.get(i, NO_RULE), *item.locked(now))
-        decisions.append(Decision(item, "blocked" if len(reasons) > 1 else "remove", reasons))
+        locked = item.locked(now)
+        decisions.append(Decision(item, "blocked" if locked else "remove", (removal.get(i, NO_RULE), *locked)))
     return decisions
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from shared_code.core.history import DeletionRecord
 from shared_code.core.retention_policy import RetentionPolicy
-from shared_code.retention.decide import BlobVersions, Decision, Item, backup_item, decide, snapshot_item
+from shared_code.retention.decide import BlobVersions, Decision, Item, backup_item, decide, policy_reasons, snapshot_item
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 25, 0, 0, 0, tzinfo=UTC)
@@ -149,6 +149,43 @@ def test_ties_of_last_modified_are_ordered_by_snapshot_time_then_etag() -> None:
                         live_etag=etag(99))
     decisions = by_side(decide(blob, RetentionPolicy(keep_last=1, min_age=NO_MIN_AGE), None, T0 + timedelta(days=1)), "snapshot")
     assert "last 1" in decisions[etag(4)].reasons and "last 1" not in decisions[etag(3)].reasons
+
+
+def restic_keeps(times: list[datetime], policy: RetentionPolicy) -> set[int]:
+    """restic's ApplyPolicy loop, shaped as restic writes it (per snapshot, every bucket with its counter),
+    over `times` newest first: the positions it keeps for keep-last and the calendar rules."""
+    buckets = [[policy.keep_last, lambda t, nr: nr, None]] + [
+        [getattr(policy, rule), key, None] for rule, key in (
+            ("keep_hourly", lambda t, nr: t.strftime("%Y%m%d%H")), ("keep_daily", lambda t, nr: t.strftime("%Y%m%d")),
+            ("keep_weekly", lambda t, nr: t.isocalendar()[:2]), ("keep_monthly", lambda t, nr: t.strftime("%Y%m")),
+            ("keep_yearly", lambda t, nr: t.year))]
+    kept = set()
+    for nr, moment in enumerate(times):
+        for bucket in buckets:
+            if bucket[0] > 0:
+                value = bucket[1](moment.astimezone(UTC), nr)  # type: ignore[operator]
+                if value != bucket[2] or nr == len(times) - 1:
+                    kept.add(nr)
+                    bucket[2], bucket[0] = value, bucket[0] - 1  # type: ignore[operator]
+    return kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 3 * 365 * 24 * 60), min_size=1, max_size=30),
+       st.builds(RetentionPolicy, keep_last=st.integers(0, 4), keep_hourly=st.integers(0, 4), keep_daily=st.integers(0, 4),
+                 keep_weekly=st.integers(0, 4), keep_monthly=st.integers(0, 4), keep_yearly=st.integers(0, 4)))
+def test_count_rules_keep_what_restic_keeps(minutes: list[int], policy: RetentionPolicy) -> None:
+    times = sorted((T0 + timedelta(minutes=m) for m in minutes), reverse=True)
+    items = [snapshot_item(etag(n), moment, snapshot_id(moment), 1) for n, moment in enumerate(times)]
+    ours = {n for n, reasons in enumerate(policy_reasons(items, policy, T0)) if reasons}
+    assert ours == restic_keeps(times, policy)
+
+
+def test_keep_within_keeps_only_what_is_strictly_newer_than_the_cutoff() -> None:
+    now = T0 + timedelta(days=10)
+    items = [snapshot_item(etag(n), now - timedelta(days=3, seconds=s), snapshot_id(now), 1) for n, s in enumerate((-1, 0))]
+    reasons = policy_reasons(items, RetentionPolicy(keep_within=timedelta(days=3)), now)
+    assert reasons == [["within 3d"], []]
 
 
 # ------------------------------------------------------------------ the rules no policy overrides
@@ -313,10 +350,10 @@ def blobs(draw: st.DrawFn) -> tuple[BlobVersions, datetime]:
             items.append(snapshot_item(etag(n), moment, snapshot_id(moment + delay * (k + 1)), 10, **lock))
         if draw(st.booleans()):
             items.append(backup_item(etag(n), moment, f"a_{moment}_{etag(n)}", moment + delay * 3, 10,
-                                     stamped=draw(st.booleans()), captured_at=snapshot_id(moment + delay), **lock))
+                                     stamped=draw(st.sampled_from([True, True, False])), captured_at=snapshot_id(moment + delay), **lock))
     if not items:
         items.append(snapshot_item(etag(0), T0, snapshot_id(T0), 10))
-    state = draw(st.sampled_from(["newest", "unseen", "deleted", "recorded"]))
+    state = draw(st.sampled_from(["newest", "newest", "unseen", "deleted", "recorded"]))
     newest = max(items, key=lambda i: i.order_key)
     live = {"newest": newest.etag, "unseen": etag(999)}.get(state)
     records = []
@@ -368,17 +405,12 @@ def test_an_existing_blob_keeps_its_current_version_unbacked_snapshots_and_newes
     decisions = decide(blob, snap, back, now)
     stamped = {i.etag for i in blob.items if i.side == "backup" and i.stamped}
     if blob.live_etag is not None:
-        for d in decisions:
-            if d.item.etag == blob.live_etag:
-                assert d.action == "keep", d
-            if d.item.side == "snapshot" and d.item.etag not in stamped:
-                assert d.action == "keep", d
-        backups = [d for d in decisions if d.item.side == "backup"]
-        if backups:
-            assert max(backups, key=lambda d: d.item.order_key).action == "keep"
-    elif not blob.deletions:  # gone, not recorded yet: treated as within keep-deleted-for
-        assert any(d.action == "keep" for d in decisions if d.item.side == "backup") or \
-            not any(i.side == "backup" for i in blob.items)
+        assert all(d.action == "keep" for d in decisions if d.item.etag == blob.live_etag)
+    if blob.live_etag is not None or snap.keep_deleted_for is None:  # never past keep-deleted-for
+        assert all(d.action == "keep" for d in decisions if d.item.side == "snapshot" and d.item.etag not in stamped)
+    backups = [d for d in decisions if d.item.side == "backup"]
+    if backups and (blob.live_etag is not None or back.keep_deleted_for is None or not blob.deletions):
+        assert max(backups, key=lambda d: d.item.order_key).action == "keep"
 
 
 @over_random_blobs

@@ -744,26 +744,4 @@ def run_doctor(env: Mapping[str, str] | None = None, *, host_json: Path = HOST_J
     return report
 
 
-def format_doctor(report: DoctorReport) -> str:
-    """A plain aligned table: principal first, then one line per check, its fix indented below."""
-    lines: list[str] = []
-    if report.principal is not None:
-        p = report.principal
-        lines.append("checking as:")
-        for label, who in (("source", p.source), ("backup", p.backup), ("queue", p.queue), ("adf", p.adf)):
-            if who is not None:
-                lines.append(f"  {label:<7} {who}")
-        lines.append(f"  ({p.note})")
-        lines.append("")
-    width = max(len(check.name) for check in report.checks)
-    for check in report.checks:
-        lines.append(f"{'ok' if check.ok else 'PROBLEM':<8} {check.name:<{width}}  {check.detail}")
-        if not check.ok and check.fix:
-            lines.append(f"{'':<8} {'':<{width}}  fix: {check.fix}")
-    problems = sum(not check.ok for check in report.checks)
-    lines.append("")
-    lines.append("all checks passed" if problems == 0 else f"{problems} problem(s)")
-    return "\n".join(lines)
-
-
-__all__ = ["Check", "DoctorReport", "Failure", "Principal", "format_doctor", "run_doctor"]
+__all__ = ["Check", "DoctorReport", "Failure", "Principal", "run_doctor"]

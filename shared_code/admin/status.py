@@ -3,9 +3,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.queue import QueueClient
-
 from shared_code.core.backupable import why_unbackupable
 from shared_code.storage.clients import backup_container_client, blob_service, queue_client
 from shared_code.core.detect import backup_key, judge
@@ -15,6 +12,7 @@ from shared_code.core.settings import Settings
 from shared_code.storage.containers import lake_container_names
 from shared_code.storage.backup_keys import present_backup_keys
 from shared_code.storage.failures import storage_errors
+from shared_code.storage.queue import queue_length
 
 
 @dataclass
@@ -41,13 +39,6 @@ class LakeStatus:
                 "poison_length": self.poison_length, "fully_protected": self.fully_protected}
 
 
-def _length(client: QueueClient) -> int:
-    try:
-        return client.get_queue_properties().approximate_message_count
-    except ResourceNotFoundError:
-        return 0
-
-
 def container_status(settings: Settings, container: str) -> ContainerStatus:
     status = ContainerStatus(container)
     keys = present_backup_keys(backup_container_client(settings, container))
@@ -69,14 +60,6 @@ def lake_status(settings: Settings, container: str | None = None) -> LakeStatus:
         names = [container] if container else lake_container_names(blob_service(settings.source))
         return LakeStatus(
             containers=[container_status(settings, name) for name in names],
-            queue_length=_length(queue_client(settings.queue, settings.queue_name)),
-            poison_length=_length(queue_client(settings.queue, settings.poison_queue_name)),
+            queue_length=queue_length(queue_client(settings.queue, settings.queue_name)),
+            poison_length=queue_length(queue_client(settings.queue, settings.poison_queue_name)),
         )
-
-
-def format_status(status: LakeStatus) -> str:
-    lines = [f"{'container':<24} {'blobs':>8} {'snapshot ok':>12} {'backup ok':>10} {'unbackupable':>13}"]
-    for c in status.containers:
-        lines.append(f"{c.container:<24} {c.blobs:>8} {c.snapshot_current:>12} {c.backup_current:>10} {c.unbackupable:>13}")
-    lines.append(f"queue: {status.queue_length} pending, {status.poison_length} poison")
-    return "\n".join(lines)

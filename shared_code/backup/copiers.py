@@ -27,6 +27,7 @@ from azure.storage.blob import BlobClient, BlobServiceClient
 from shared_code.core.clock import Deadline
 from shared_code.core.copy_plan import SYNC_COPY_MAX_BYTES
 from shared_code.core.errors import CopyFailed, DestinationChanged, SourceSuperseded
+from shared_code.core.logline import logline
 from shared_code.storage.sas import signed_source_url
 from shared_code.storage.server_copy import copy_from_url
 from shared_code.storage.snapshots import base_holds
@@ -63,6 +64,7 @@ class CopyJob:
     tags: dict[str, str] | None = None
     destination_etag: str | None = None
     reads_base: bool = False
+    tier: str | None = None  # BACKUP_ACCESS_TIER (block blobs)
 
     @property
     def source_base(self) -> BlobClient:
@@ -123,7 +125,8 @@ class BlobCopier:
         )
         copy_from_url(job.backup, url, source_name=job.blob_name, blob_type=job.blob_type, size=job.size,
                       metadata=job.metadata, condition=job.destination_condition(), deadline=deadline,
-                      tags=job.tags, poll_seconds=self.poll_seconds, sync_copy_max_bytes=self.sync_copy_max_bytes)
+                      tags=job.tags, poll_seconds=self.poll_seconds, sync_copy_max_bytes=self.sync_copy_max_bytes,
+                      tier=job.tier)
 
 
 class AdfCopier:
@@ -172,7 +175,8 @@ class AdfCopier:
             ).run_id
         except HttpResponseError as exc:
             raise CopyFailed(f"could not start ADF pipeline {adf.pipeline_name!r}: HTTP {exc.status_code} {exc.reason}") from exc
-        log.info("ADF run %s started for %r", run_id, job.blob_name)
+        log.info(logline(operation="backup", outcome="adf_run_started", container=job.container, blob=job.blob_name,
+                         etag=job.etag, run=run_id))
         try:
             self._wait(run_id, deadline)
         except CopyFailed:
@@ -188,6 +192,8 @@ class AdfCopier:
             job.backup.set_blob_metadata(job.metadata, etag=written, match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError as exc:
             raise DestinationChanged(f"backup {job.backup.blob_name!r} changed after the ADF run wrote it") from exc
+        if job.tier:  # after the stamp: an archived blob's metadata can no longer be set
+            job.backup.set_standard_blob_tier(job.tier)
 
     def _wait(self, run_id: str, deadline: Deadline) -> None:
         adf = self.adf
@@ -201,6 +207,7 @@ class AdfCopier:
                 try:
                     self.client.pipeline_runs.cancel(adf.resource_group, adf.factory_name, run_id)
                 except HttpResponseError as exc:
-                    log.warning("could not cancel ADF run %s: HTTP %s", run_id, exc.status_code)
+                    log.warning(logline(operation="backup", outcome="adf_cancel_failed", run=run_id,
+                                        status=exc.status_code))
                 raise CopyFailed(f"ADF run {run_id} did not finish in time; cancelled")
             deadline.sleep(self.poll_seconds)

@@ -115,6 +115,7 @@ class Settings:
     retention_backups: RetentionPolicy | None = None
     retention_max_remove_percent: float = DEFAULT_MAX_REMOVE_PERCENT
     prices: PriceTable = DEFAULT_PRICES  # PRICES_PER_GB_MONTH: the capacity prices status and prune estimate with
+    backup_access_tier: str | None = None  # BACKUP_ACCESS_TIER: Hot/Cool/Cold/Archive for new backups (None: the account's default)
 
     def excludes(self, container: str) -> bool:
         """Whether EXCLUDED_CONTAINERS leaves `container` out of the scans and reports."""
@@ -338,6 +339,20 @@ def _own_container(env: Mapping[str, str], setting: str, default: str, suffix: s
 _EXCLUDED = re.compile(r"^[a-z0-9-]{1,63}\*?$")
 
 
+ACCESS_TIERS = ("Hot", "Cool", "Cold", "Archive")
+
+
+def _access_tier(env: Mapping[str, str]) -> str | None:
+    """BACKUP_ACCESS_TIER, spelled as the service spells it; unset: the backup account's default tier."""
+    raw = _get(env, "BACKUP_ACCESS_TIER")
+    if raw is None:
+        return None
+    for tier in ACCESS_TIERS:
+        if raw.lower() == tier.lower():
+            return tier
+    raise SettingsError(f"BACKUP_ACCESS_TIER must be one of {', '.join(ACCESS_TIERS)}, got {shown(raw)}")
+
+
 def _excluded_containers(env: Mapping[str, str]) -> tuple[str, ...]:
     """EXCLUDED_CONTAINERS: comma-separated container names or `prefix*` patterns."""
     raw = _get(env, "EXCLUDED_CONTAINERS") or ""
@@ -442,6 +457,7 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         retention_backups=_retention_policy("RETENTION_BACKUPS", _get(env, "RETENTION_BACKUPS"), "backup"),
         retention_max_remove_percent=_max_remove_percent(_get(env, "RETENTION_MAX_REMOVE_PERCENT")),
         prices=_prices(_get(env, "PRICES_PER_GB_MONTH")),
+        backup_access_tier=_access_tier(env),
         ahead_max_keys=int(_positive_number(env, "RECONCILE_AHEAD_MAX_KEYS", DEFAULT_AHEAD_MAX_KEYS, integer=True)),
         list_page_size=_list_page_size(env),
     )

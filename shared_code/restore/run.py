@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import re
 import secrets
 import socket
 import threading
@@ -30,7 +31,13 @@ from azure.storage.blob import BlobServiceClient
 from shared_code.core.clock import Deadline
 from shared_code.core.errors import BackupError, InvalidInput
 from shared_code.core.history import utc_text
-from shared_code.core.naming import backup_container_name, quoted_etag, validate_container_name, validate_prefix
+from shared_code.core.naming import (
+    backup_container_name,
+    blob_name_problem,
+    quoted_etag,
+    validate_container_name,
+    validate_prefix,
+)
 from shared_code.core.pool import BoundedPool
 from shared_code.core.provenance import restore_stamp, restored_metadata
 from shared_code.core.settings import Settings, StorageTarget, connection_string_parts
@@ -58,6 +65,7 @@ from shared_code.storage.sas import signed_source_url
 from shared_code.storage.server_copy import copy_from_url
 
 log = logging.getLogger(__name__)
+ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 
 
 class NothingToRestore(BackupError):
@@ -94,6 +102,10 @@ def request_problem(request: RestoreRequest, source_account: str, backup_account
             validate_container_name(request.to_container)
     except InvalidInput as exc:
         return str(exc)
+    if request.scope.blob is not None and (problem := blob_name_problem(request.scope.blob)):
+        return f"--blob: {problem}"
+    if request.to_account is not None and not ACCOUNT_NAME.match(request.to_account):
+        return f"--to-account {request.to_account!r} is not a storage account name (3-24 lowercase letters and digits)"
     if request.in_place == bool(request.to_container):
         return "give exactly one of --to-container and --in-place"
     if request.at is not None and request.at.tzinfo is None:

@@ -57,7 +57,7 @@ from datetime import datetime, timezone
 from typing import Callable, Literal, Sequence
 
 from shared_code.core.durations import format_duration
-from shared_code.core.history import DeletionRecord, snapshot_sort_text, snapshot_time, utc_text
+from shared_code.core.history import DeletionRecord, snapshot_sort_text, snapshot_time
 from shared_code.core.retention_policy import RetentionPolicy, Side
 
 Action = Literal["keep", "remove", "blocked"]
@@ -129,15 +129,6 @@ class Decision:
     item: Item
     action: Action
     reasons: tuple[str, ...]
-
-    def as_dict(self, container: str, blob: str) -> dict[str, object]:
-        """One entry of `prune --json`'s `items`: the field names of restore's items, plus the side's own name."""
-        item = self.item
-        entry: dict[str, object] = {"container": container, "blob": blob, "side": item.side, "etag": item.etag}
-        entry.update({"snapshot": item.snapshot} if item.side == "snapshot" else {"backup": item.backup})
-        entry.update(last_modified=utc_text(item.last_modified), size=item.size, action=self.action,
-                     reasons=list(self.reasons))
-        return entry
 
 
 def _utc(moment: datetime) -> str:

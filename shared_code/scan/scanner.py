@@ -30,6 +30,7 @@ from shared_code.core.detect import backup_key, is_settled
 from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
 from shared_code.storage.pages import PageReader
 from shared_code.storage.cursor import Position, iterate_groups, never_settled, start_reading
+from shared_code.core.logline import logline
 from shared_code.core.messages import BackupRequest
 from shared_code.core.naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
 from shared_code.core.pool import BoundedPool
@@ -102,7 +103,8 @@ class ScanReport(LockedCounters):
 
     def not_backupable(self, container: str, action: Action) -> None:
         """Count a version the worker would refuse; list the first UNBACKUPABLE_LISTED of them."""
-        log.warning("%s/%r cannot be backed up: %s", container, action.name[:200], action.reason)
+        log.warning(logline(operation="scan", outcome="unbackupable", container=container, blob=action.name[:200],
+                            etag=action.etag, reason=action.reason))
         with self._lock:
             self.unbackupable += 1
             if len(self.unbackupable_blobs) < UNBACKUPABLE_LISTED:
@@ -243,7 +245,8 @@ class _Scan:
             self.report.error(self.container, str(exc), blob=action.name)
             return
         if taken is None:
-            log.info("blob %r was deleted before its snapshot; nothing to back up", action.name)
+            log.info(logline(operation=self.mode, outcome="vanished", container=self.container, blob=action.name,
+                             etag=action.etag))  # deleted before its snapshot: nothing to back up
             self.report.add(vanished=1)
             return
         self.report.add(snapshots_created=1)
@@ -264,8 +267,9 @@ class _Scan:
             self.source.get_blob_client(blob.blob_name, snapshot=snapshot).delete_blob()
             self.report.add(snapshots_created=-1)
         except AzureError as exc:
-            log.error("could not remove snapshot %s of %r after its backup request failed (%s); "
-                      "reconciliation will request its backup", snapshot, blob.blob_name, type(exc).__name__)
+            # reconciliation will request its backup
+            log.error(logline(operation=self.mode, outcome="snapshot_left_unrequested", container=self.container,
+                              blob=blob.blob_name, snapshot=snapshot, error=type(exc).__name__))
 
     def _request(self, name: str, etag: str, snapshot: str | None) -> None:
         self.sender.send(BackupRequest(container=self.container, blob_name=name, etag=etag, snapshot=snapshot))
@@ -446,9 +450,9 @@ def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: 
         return _Scan(settings, name, "reconcile", report, progress, backups_ahead, state).run(
             None, start, deadline, first_page, on_last_page)
     except ContainerVanished:
-        log.warning("container %r was deleted while it was reconciled; the rest of it skipped", name)
+        log.warning(logline(operation="reconcile", outcome="container_vanished", container=name))  # rest skipped
     except ContainerNotFound:
-        log.info("container %r was deleted during reconciliation; skipped", name)
+        log.info(logline(operation="reconcile", outcome="container_gone", container=name))  # skipped
     except StorageUnavailable:
         raise
     except BackupError as exc:

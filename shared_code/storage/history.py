@@ -29,7 +29,7 @@ from shared_code.core.history import (BackupListing, CapturedVersion, DeletionRe
 from shared_code.core.provenance import RESTORED_ETAG
 from shared_code.core.naming import backup_container_name, backup_listing_prefix, posix_stem
 from shared_code.storage.cursor import iterate_groups, never_settled
-from shared_code.storage.pages import PageReader, backup_entries, listed_blob
+from shared_code.storage.pages import BACKUP_INCLUDE, BackupEntry, PageReader, backup_entries, listed_blob
 from shared_code.storage.records import RecordStore
 
 
@@ -92,33 +92,53 @@ def _source_side(source: BlobServiceClient, container: str, scope: Scope,
     return snapshots, current, True
 
 
-def _backup_side(backup: BlobServiceClient, container: str, suffix: str, scope: Scope,
-                 page_size: int) -> tuple[list[CapturedVersion], bool]:
+def _backup_side(backup: BlobServiceClient, container: str, suffix: str, scope: Scope, page_size: int,
+                 include: str = BACKUP_INCLUDE) -> tuple[list[tuple[BackupEntry, CapturedVersion]], bool]:
     client = backup.get_container_client(backup_container_name(container, suffix))
-    versions: list[CapturedVersion] = []
+    found: list[tuple[BackupEntry, CapturedVersion]] = []
     try:
-        for entry in backup_entries(client, page_size, prefix=scope.backup_prefix):
+        for entry in backup_entries(client, page_size, prefix=scope.backup_prefix, include=include):
             version = version_from_backup(container, BackupListing(
                 name=entry.name, size=entry.size, md5=entry.md5, metadata=entry.metadata, created=entry.created,
                 blob_type=entry.blob_type, access_tier=entry.access_tier))
             if version is not None and scope.covers(version.name):
-                versions.append(version)
+                found.append((entry, version))
     except ResourceNotFoundError:
         return [], False
-    return versions, True
+    return found, True
+
+
+@dataclass
+class Listings:
+    """Both sides of a container as listed: every snapshot, the base blobs, every backup with its entry."""
+
+    snapshots: list[CapturedVersion]
+    current: dict[str, ListedBlob]
+    backups: list[tuple[BackupEntry, CapturedVersion]]
+    source_exists: bool
+    backups_exist: bool
+
+
+def list_both_sides(source: BlobServiceClient, backup: BlobServiceClient, container: str, suffix: str,
+                    scope: Scope = Scope(), page_size: int = 5000, backup_include: str = BACKUP_INCLUDE) -> Listings:
+    """The source listing (with snapshots) and the backup listing of a container, side by side."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-backups") as pool:
+        backups_future = pool.submit(_backup_side, backup, container, suffix, scope, page_size, backup_include)
+        snapshots, current, source_exists = _source_side(source, container, scope, page_size)
+        backups, backups_exist = backups_future.result()
+    return Listings(snapshots, current, backups, source_exists, backups_exist)
 
 
 def load_history(source: BlobServiceClient, backup: BlobServiceClient, records: RecordStore, container: str,
                  suffix: str, scope: Scope = Scope(), page_size: int = 5000) -> ContainerHistory:
     """The container's history in `scope`: the two listings side by side, then the records."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-backups") as pool:
-        backups_future = pool.submit(_backup_side, backup, container, suffix, scope, page_size)
-        snapshots, current, source_exists = _source_side(source, container, scope, page_size)
-        from_backups, backups_exist = backups_future.result()
+    listed = list_both_sides(source, backup, container, suffix, scope, page_size)
     deletions = [r for r in records.deletions(container) if r.blob is not None and scope.covers(r.blob)]
-    return ContainerHistory(container=container, versions=merge_versions(snapshots, from_backups), current=current,
-                            deletions=deletions, container_deletions=records.container_deletions(container),
-                            source_exists=source_exists, backups_exist=backups_exist)
+    return ContainerHistory(container=container,
+                            versions=merge_versions(listed.snapshots, [v for _, v in listed.backups]),
+                            current=listed.current, deletions=deletions,
+                            container_deletions=records.container_deletions(container),
+                            source_exists=listed.source_exists, backups_exist=listed.backups_exist)
 
 
 def existing_from_listed(entry: ListedBlob, in_source: bool, copy_incomplete: bool = False) -> ExistingBlob:

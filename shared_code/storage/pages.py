@@ -154,6 +154,10 @@ class BackupEntry(NamedTuple):
     created: datetime | None = None
     blob_type: str = "BlockBlob"
     access_tier: str | None = None
+    tier_changed: datetime | None = None      # AccessTierChangeTime (early-deletion charges count from it)
+    immutable_until: datetime | None = None   # version-level immutability (include=immutabilitypolicy)
+    legal_hold: bool = False                  # include=legalhold
+    etag: str | None = None                   # the backup blob's own ETag (deletes are conditional on it)
 
 
 def complete_backup_entry(blob: ET.Element) -> BackupEntry | None:
@@ -163,11 +167,16 @@ def complete_backup_entry(blob: ET.Element) -> BackupEntry | None:
     if name is None or properties is None:
         return None
     md5 = properties.findtext("Content-MD5")
-    created = properties.findtext("Creation-Time")
+    created, changed, until = (properties.findtext(key) for key in
+                               ("Creation-Time", "AccessTierChangeTime", "ImmutabilityPolicyUntilDate"))
     return BackupEntry(name, int(properties.findtext("Content-Length") or 0), b64decode(md5) if md5 else None,
                        _metadata(blob) or {}, created=_http_date(created) if created else None,
                        blob_type=properties.findtext("BlobType") or "BlockBlob",
-                       access_tier=properties.findtext("AccessTier") or None)
+                       access_tier=properties.findtext("AccessTier") or None,
+                       tier_changed=_http_date(changed) if changed else None,
+                       immutable_until=_http_date(until) if until else None,
+                       legal_hold=(properties.findtext("LegalHold") or "").lower() == "true",
+                       etag=normalize_etag(properties.findtext("Etag") or ""))
 
 
 def name_marker_restart(body: bytes, marker: str) -> str | None:
@@ -272,10 +281,14 @@ def backup_name_pages(container: ContainerClient, marker: str | None = None,
                 return
 
 
-def backup_entries(container: ContainerClient, page_size: int = 5000,
-                   prefix: str | None = None) -> Iterator[BackupEntry]:
-    """The complete backups of a backup container (under `prefix`) with what `verify` and restore judge."""
-    with PageReader(container, prefix, "metadata,copy") as reader:
+BACKUP_INCLUDE = "metadata,copy"
+RETENTION_INCLUDE = "metadata,copy,immutabilitypolicy,legalhold"  # prune must see what the service would refuse
+
+
+def backup_entries(container: ContainerClient, page_size: int = 5000, prefix: str | None = None,
+                   include: str = BACKUP_INCLUDE) -> Iterator[BackupEntry]:
+    """The complete backups of a backup container (under `prefix`) with what `verify`, restore and prune judge."""
+    with PageReader(container, prefix, include) as reader:
         marker: str | None = None
         while True:
             blobs, marker = reader.read(marker, page_size)

@@ -14,10 +14,11 @@ import logging
 from typing import Any
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError
-from azure.storage.blob import BlobClient
+from azure.storage.blob import BlobClient, StandardBlobTier
 
+from shared_code.core.logline import logline
 from shared_code.core.clock import Deadline
-from shared_code.core.copy_plan import SYNC_COPY_MAX_BYTES, ServerCopy, server_copy
+from shared_code.core.copy_plan import BLOCK_BLOB, SYNC_COPY_MAX_BYTES, ServerCopy, server_copy
 from shared_code.core.errors import CopyFailed, DestinationChanged
 from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS
 
@@ -40,7 +41,8 @@ def wait_for_server_copy(destination: BlobClient, deadline: Deadline, poll_secon
             try:
                 destination.abort_copy(copy.id)
             except HttpResponseError as exc:
-                log.warning("could not abort the copy to %r: %s", destination.blob_name, exc.error_code)
+                log.warning(logline(operation="copy", outcome="abort_failed", container=destination.container_name,
+                                    blob=destination.blob_name, error=exc.error_code))
             raise CopyFailed(f"server-side copy to {destination.blob_name!r} did not finish in time; aborted")
         deadline.sleep(poll_seconds)
 
@@ -48,17 +50,22 @@ def wait_for_server_copy(destination: BlobClient, deadline: Deadline, poll_secon
 def copy_from_url(destination: BlobClient, source_url: str, *, source_name: str, blob_type: str, size: int,
                   metadata: dict[str, str], condition: dict[str, Any], deadline: Deadline,
                   tags: dict[str, str] | None = None, poll_seconds: float | None = None,
-                  sync_copy_max_bytes: int = SYNC_COPY_MAX_BYTES, role: str = "backup") -> None:
+                  sync_copy_max_bytes: int = SYNC_COPY_MAX_BYTES, role: str = "backup",
+                  tier: str | None = None) -> None:
     """Copy `source_url` to `destination` and return when the copy is complete.
 
     `metadata` replaces the source's user metadata at the destination (the
     system properties, content type and the rest, travel with the copy).
+    `tier` sets the destination's access tier in the same request (block
+    blobs only: the service tiers no other type).
     Raises `DestinationChanged` when the destination's condition failed
     (someone wrote it meanwhile) and `CopyFailed` for anything else.
     """
     options: dict[str, Any] = {"metadata": metadata, **condition}
     if tags:
         options["tags"] = tags
+    if tier and getattr(blob_type, "value", blob_type) == BLOCK_BLOB:
+        options["standard_blob_tier"] = StandardBlobTier(tier)
     try:
         if server_copy(blob_type, size, sync_copy_max_bytes) is ServerCopy.SYNC:
             # The service answers a synchronous copy only when it is done: wait up to the copy's deadline.

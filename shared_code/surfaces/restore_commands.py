@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any, Callable
 
 from shared_code.core.settings import Settings
-from shared_code.restore.plan import ACTIONS, PlanItem
+from shared_code.restore.plan import ACTIONS, DELETE_EXTRA, PlanItem
+from shared_code.terminal import screen
 
 
 def parse_at(text: str) -> datetime:
@@ -83,7 +84,14 @@ def cmd_restore(args: argparse.Namespace, settings: Settings, printer: Callable[
         to_container=args.to_container, in_place=args.in_place, to_account=args.to_account,
         include_deleted=args.include_deleted, ambiguous=args.ambiguous, source=args.source,
         on_conflict=args.on_conflict, delete_extra=args.delete_extra, dry_run=args.dry_run)
-    report = restore(settings, request)
+    with screen.progress(plain=args.json, unit="blobs", description="restore") as bar:
+        def planned(writes: list[PlanItem]) -> None:
+            bar.set_total(len(writes), sum(item.size for item in writes if item.action != DELETE_EXTRA))
+
+        def finished(item: PlanItem) -> None:
+            bar.advance(1, bytes=0 if item.error or item.action == DELETE_EXTRA else item.size)
+
+        report = restore(settings, request, on_item=finished, on_plan=planned)
     data = report.as_dict(with_items=args.dry_run)
     printer(args, data, restore_table(data, report.items))
     return 0 if report.status == "ok" else 1

@@ -22,6 +22,7 @@ from shared_code.storage.clients import record_store
 from shared_code.storage.history import Scope
 from shared_code.surfaces.cli import main
 from tests.support.lake import Lake, _wipe
+from tests.support.terminal import cli_on_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 AWKWARD = ["a/plain.csv", "a/x.tar.gz", "a/space name.txt", "a/ünïcødé/файл.txt", 'a/odd "quoted" #%.txt',
@@ -272,6 +273,8 @@ def test_a_target_written_during_the_restore_is_never_clobbered(lake: Lake) -> N
     (["--container", "raw", "--to-container", "Bad_Name"], "container name 'Bad_Name'"),
     (["--container", "raw", "--prefix", "a/../b", "--to-container", "xyz"], "'..'"),
     (["--container", "raw", "--to-container", "xyz", "--to-account", "backup"], "is the backup account"),
+    (["--container", "raw", "--to-container", "xyz", "--to-account", "Not_An_Account"], "not a storage account name"),
+    (["--container", "raw", "--blob", "a\x01b", "--to-container", "xyz"], "control characters"),
 ])
 def test_bad_arguments_exit_2_with_one_line_and_write_nothing(lake: Lake, capsys: pytest.CaptureFixture[str],
                                                               argv: list[str], message: str) -> None:
@@ -315,6 +318,16 @@ def test_cli_restore_json_and_versions(lake: Lake, capsys: pytest.CaptureFixture
     out = capsys.readouterr().out
     assert code == 0 and "restore" in out
     assert lake.source.get_blob_client("old", "a.txt").download_blob().readall() == b"one"
+
+
+def test_on_a_terminal_a_restore_draws_its_progress_with_count_and_bytes(lake: Lake) -> None:
+    for i in range(3):
+        lake.upload("raw", f"p/{i}.txt", b"x" * 1000)
+    protect(lake, "raw")
+    code, drawn = cli_on_a_terminal(lake, "restore", "--container", "raw", "--to-container", "copy")
+    assert code == 0, drawn
+    assert "restore" in drawn and "3/3 blobs" in drawn and "3.0 kB/3.0 kB" in drawn, drawn
+    assert contents(lake.source, "copy") == {f"p/{i}.txt": b"x" * 1000 for i in range(3)}
 
 
 def test_a_restore_killed_half_way_finishes_the_rest_when_started_again_and_copies_nothing_twice(

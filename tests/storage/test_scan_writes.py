@@ -123,7 +123,7 @@ def test_no_secret_reaches_the_logs_of_a_full_run(lake: Lake, caplog: pytest.Log
         lake.drain()
         call_http(PRODUCER, params={"container": "nonexistent"})
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "backed up" in text
+    assert "outcome=backed_up" in text
     for key in lake.azurite.accounts.values():
         assert key not in text and key[:20] not in text
     assert "sig=" not in text and "AccountKey" not in text

@@ -72,6 +72,7 @@ OPTIONAL_SETTINGS = {
     "SCAN_STATE_CONTAINER": "default reconcile-state",
     "SCAN_LIST_PAGE_SIZE": "default 5000, the service maximum",
     "RECORDS_CONTAINER": "default backup-records",
+    "BACKUP_ACCESS_TIER": "default: the backup account's default tier",
     "EXCLUDED_CONTAINERS": "default: none excluded",
     "RESTORE_STORAGE_CONNECTION_STRING": "only for restore --to-account with keys or Azurite",
     "BLOB_LEASE_SECONDS": "default 60, the longest finite blob lease",

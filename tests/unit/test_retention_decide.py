@@ -2,7 +2,6 @@
 rules no policy overrides, and properties over random histories."""
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -313,16 +312,6 @@ def test_a_side_without_a_policy_is_not_pruned() -> None:
                        T0 + timedelta(days=60))
     assert {d.reasons for d in decisions if d.item.side == "snapshot"} == {("snapshots not pruned",)}
     assert by_side(decisions, "backup")[etag(0)].action == "remove"
-
-
-def test_a_decision_reads_as_a_json_item_with_restores_field_names() -> None:
-    blob = BlobVersions(NAME, version(0, T0), live_etag=etag(0))
-    snapshot, backup = (d.as_dict("raw", NAME) for d in decide(blob, ONE, ONE, T0 + timedelta(days=60)))
-    assert snapshot == {"container": "raw", "blob": NAME, "side": "snapshot", "etag": etag(0),
-                        "snapshot": snapshot_id(T0 + timedelta(seconds=1)), "last_modified": "2026-11-25T00:00:00.000000Z",
-                        "size": 100, "action": "keep", "reasons": ["last 1", "current version"]}
-    assert backup["side"] == "backup" and backup["backup"] == f"a_{T0}_{etag(0)}.csv" and "snapshot" not in backup
-    assert json.loads(json.dumps(backup)) == backup
 
 
 def test_times_must_carry_a_zone_and_an_item_names_its_own_side() -> None:

@@ -129,6 +129,7 @@ class Decision:
     item: Item
     action: Action
     reasons: tuple[str, ...]
+    pruned: bool = True  # False: its side has no policy in this run (the brake leaves it out of the share)
 
 
 def _utc(moment: datetime) -> str:
@@ -260,10 +261,11 @@ def decide(blob: BlobVersions, snapshot_policy: RetentionPolicy | None, backup_p
         if side == "backup" and indexes and not expired and not keep[indexes[0]]:
             others = any(keep[i] or blob.items[i].locked(now) for i in indexes[1:])
             keep[indexes[0]].append("newest backup" if others else "last remaining backup")
+    pruned = {"snapshot": snapshot_policy is not None, "backup": backup_policy is not None}
     decisions = []
     for i, item in enumerate(blob.items):
         if keep[i]:
-            decisions.append(Decision(item, "keep", tuple(keep[i])))
+            decisions.append(Decision(item, "keep", tuple(keep[i]), pruned[item.side]))
             continue
         locked = item.locked(now)
         decisions.append(Decision(item, "blocked" if locked else "remove", (removal.get(i, NO_RULE), *locked)))

@@ -107,7 +107,7 @@ def decisions(remove: int, keep: int, blocked: int = 0) -> list[Decision]:
 def test_the_brake_stops_a_run_that_removes_more_than_the_share() -> None:
     verdict = check_brake("raw", decisions(6, 4), 50)
     assert verdict.stop and (verdict.removed, verdict.total) == (6, 10)
-    assert verdict.reason.startswith("raw: the policy would remove 6 of 10 items (60.0%), more than max-remove-percent 50")
+    assert verdict.reason.startswith("raw: the policy would remove 6 of 10 (60.0%) backups, more than max-remove-percent 50")
     assert "--max-remove-percent" in verdict.reason and "\n" not in verdict.reason
 
 
@@ -121,7 +121,23 @@ def test_the_brake_lets_exactly_the_share_through_and_blocked_items_are_not_remo
 
 def test_an_empty_container_goes() -> None:
     verdict = check_brake("raw", [], 50)
-    assert not verdict.stop and verdict.reason == "raw: removes 0 of 0 items (0.0%), within max-remove-percent 50"
+    assert not verdict.stop and verdict.reason == "raw: removes 0 of 0 (0.0%) items, within max-remove-percent 50"
+
+
+def test_each_pruned_side_is_measured_on_its_own() -> None:
+    """Every snapshot removed is a mistyped snapshot policy, however many backups are kept beside them."""
+    snap = snapshot_item("0x8D1", NOW - timedelta(days=50), "2026-10-01T00:00:00.0000000Z", 1)
+    every_snapshot = [decided(snap)] * 10 + decisions(0, 30)
+    verdict = check_brake("raw", every_snapshot, 50)
+    assert verdict.stop and "10 of 10 (100.0%) snapshots" in verdict.reason
+    assert (verdict.removed, verdict.total) == (10, 40)
+
+
+def test_a_side_this_run_does_not_prune_is_left_out_of_the_share() -> None:
+    not_pruned = [Decision(backup(1), "keep", ("backups not pruned",), pruned=False)] * 1000
+    snap = snapshot_item("0x8D1", NOW - timedelta(days=50), "2026-10-01T00:00:00.0000000Z", 1)
+    verdict = check_brake("raw", [decided(snap)] * 6 + [decided(snap, "keep")] * 4 + not_pruned, 50)
+    assert verdict.stop and (verdict.removed, verdict.total) == (6, 10)
 
 
 @pytest.mark.parametrize("percent", [-1, 100.5, float("nan")])

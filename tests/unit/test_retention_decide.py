@@ -311,6 +311,8 @@ def test_a_side_without_a_policy_is_not_pruned() -> None:
     decisions = decide(BlobVersions(NAME, history([T0, T0 + timedelta(days=1)]), live_etag=etag(1)), None, ONE,
                        T0 + timedelta(days=60))
     assert {d.reasons for d in decisions if d.item.side == "snapshot"} == {("snapshots not pruned",)}
+    assert {d.pruned for d in decisions if d.item.side == "snapshot"} == {False}
+    assert {d.pruned for d in decisions if d.item.side == "backup"} == {True}
     assert by_side(decisions, "backup")[etag(0)].action == "remove"
 
 

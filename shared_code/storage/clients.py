@@ -23,6 +23,7 @@ from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import AzureError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import DefaultAzureCredential
+from azure.mgmt.storage import StorageManagementClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.blob import ExponentialRetry as BlobExponentialRetry
 from azure.storage.queue import (
@@ -37,7 +38,7 @@ from requests.adapters import HTTPAdapter
 
 from shared_code.storage.records import RecordStore
 from shared_code.core.naming import backup_container_name
-from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS, Settings, StorageTarget
+from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS, ManagementSettings, Settings, StorageTarget
 
 # Retries per request (the storage SDK's counters; each limits its own kind, RETRY_TOTAL all kinds together).
 RETRY_TOTAL = 4
@@ -193,6 +194,14 @@ def blob_service(target: StorageTarget) -> BlobServiceClient:
             target.connection_string, **client_options(read_timeout_seconds=target.read_timeout_seconds))
     return BlobServiceClient(target.account_url("blob"), credential=default_credential(),
                              **client_options(read_timeout_seconds=target.read_timeout_seconds))
+
+
+def storage_management_client(management: ManagementSettings) -> StorageManagementClient:
+    """ARM reads of the accounts (`posture`): the ADF client's rules, one endpoint (ADF_MANAGEMENT_ENDPOINT)
+    and its `/.default` scope, so sovereign clouds and the test double work the same way."""
+    return StorageManagementClient(default_credential(), management.subscription_id or "",
+                                   base_url=management.endpoint,
+                                   credential_scopes=[f"{management.endpoint}/.default"])
 
 
 def backup_container_client(settings: Settings, source_container: str) -> ContainerClient:

@@ -88,7 +88,18 @@ def cmd_drain(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if stats.poisoned else 0
 
 
+def cmd_posture(args: argparse.Namespace, settings: Settings) -> int:
+    from shared_code.admin.posture import format_posture, run_posture
+    if not args.debug:  # an identity that cannot sign in is an `unknown` finding; azure-identity's warning is noise
+        logging.getLogger("azure.identity").setLevel(logging.ERROR)
+    report = run_posture(settings)
+    _print(args, report.as_dict(), format_posture(report))
+    return 1 if report.status == "problem" else 0
+
+
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    if args.posture:
+        return cmd_posture(args, settings)
     from shared_code.admin.verify import verify_lake
     with screen.progress(plain=args.json, unit="blobs verified") as bar:
         report = verify_lake(settings, args.container, deep=args.deep, progress=bar)
@@ -146,7 +157,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "produce": cmd_produce, "reconcile": cmd_reconcile, "status": cmd_status, "drain": cmd_drain, "serve": cmd_serve,
-    "verify": cmd_verify, "requeue-poison": cmd_requeue_poison,
+    "verify": cmd_verify, "requeue-poison": cmd_requeue_poison, "posture": cmd_posture,
     "restore": lambda args, settings: restore_commands.cmd_restore(args, settings, _print),
     "versions": lambda args, settings: restore_commands.cmd_versions(args, settings, _print),
     "prune": lambda args, settings: prune_commands.cmd_prune(args, settings, _print),
@@ -182,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", parents=[common], help="check that every current blob version has a snapshot and an identical backup")
     p.add_argument("--container")
     p.add_argument("--deep", action="store_true", help="hash both sides of every backup, even when Content-MD5 agrees")
+    p.add_argument("--posture", action="store_true", help="report the ransomware posture instead (as `posture`)")
+    sub.add_parser("posture", parents=[common], help="soft delete, public access, immutability and lock state of "
+                   "both accounts, one finding each; exit 1 on a problem")
     p = sub.add_parser("requeue-poison", parents=[common], help="move poison messages back to the request queue (after fixing the cause)")
     p.add_argument("--max", type=_positive_int, help="move at most this many messages (default: all)")
     p = sub.add_parser("doctor", parents=[common], help="preflight: settings, rights on every account, queues, "

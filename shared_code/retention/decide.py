@@ -58,6 +58,7 @@ from typing import Callable, Literal, Sequence
 
 from shared_code.core.durations import format_duration
 from shared_code.core.history import DeletionRecord, snapshot_sort_text, snapshot_time
+from shared_code.core.naming import normalize_etag
 from shared_code.core.retention_policy import RetentionPolicy, Side
 
 Action = Literal["keep", "remove", "blocked"]
@@ -83,6 +84,9 @@ class Item:
     tier_since: datetime | None = None  # when it entered that tier (None: since `created`), for early deletion
 
     def __post_init__(self) -> None:
+        # Listings give ETags bare, property reads quoted: one spelling, or a quoted live ETag would
+        # silently match no item and leave the current version unprotected.
+        object.__setattr__(self, "etag", normalize_etag(self.etag))
         for name in ("last_modified", "created", "immutable_until", "tier_since"):
             moment = getattr(self, name)
             if moment is not None and moment.tzinfo is None:
@@ -122,6 +126,10 @@ class BlobVersions:
     items: Sequence[Item]
     live_etag: str | None                      # the base blob's ETag now; None when it does not exist
     deletions: Sequence[DeletionRecord] = ()   # records of this blob or its container (others are ignored)
+
+    def __post_init__(self) -> None:
+        if self.live_etag is not None:
+            object.__setattr__(self, "live_etag", normalize_etag(self.live_etag))
 
 
 @dataclass(frozen=True)

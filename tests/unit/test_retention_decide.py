@@ -200,6 +200,17 @@ def test_the_current_version_keeps_its_snapshot_and_its_backup() -> None:
     assert by_side(decisions, "backup")[etag(2)].reasons == ("current version",)
 
 
+def test_a_quoted_live_etag_still_protects_the_current_version() -> None:
+    """Regression: property reads quote ETags and listings do not; the rule compared them as given."""
+    times = [T0 + timedelta(days=d) for d in range(3)]
+    blob = BlobVersions(NAME, history(times), live_etag=f'"{etag(1)}"')
+    decisions = decide(blob, ONE, ONE, T0 + timedelta(days=60))
+    assert by_side(decisions, "snapshot")[etag(1)].reasons == ("current version",)
+    assert by_side(decisions, "backup")[etag(1)].reasons == ("current version",)
+    quoted = snapshot_item(f'"{etag(5)}"', T0, snapshot_id(T0), 1)
+    assert quoted.etag == etag(5)
+
+
 def test_an_unseen_change_leaves_the_newest_captured_version_current() -> None:
     times = [T0 + timedelta(days=d) for d in range(3)]
     items = history(times) + version(3, T0 + timedelta(days=3), backup=False)  # v3 snapshotted, its backup not made yet

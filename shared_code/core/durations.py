@@ -34,11 +34,14 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(value: timedelta) -> str:
-    """The shortest exact spelling `parse_duration` reads back (14 days -> `2w`, 36 hours -> `36h`)."""
+    """The shortest exact spelling `parse_duration` reads back, in years, days, hours, minutes or seconds.
+
+    Weeks are written as days (`2w` -> `14d`), so reasons read "min-age 7d", not "min-age 1w".
+    """
     seconds = int(value.total_seconds())
     if seconds != value.total_seconds() or seconds < 0:
         raise ValueError(f"{value!r} is not a whole, non-negative number of seconds")
     for unit, size in UNIT_SECONDS.items():
-        if seconds % size == 0 and (seconds or unit == "s"):
+        if unit != "w" and seconds % size == 0 and (seconds or unit == "s"):
             return f"{seconds // size}{unit}"
     raise AssertionError("unreachable: every whole number of seconds divides by 1")

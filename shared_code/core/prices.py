@@ -6,7 +6,7 @@ of a month, as read on 2026-12-01 from a summary of Microsoft's page
 (azure.microsoft.com/pricing/details/storage/blobs/): Hot 0.0184, Cool 0.01,
 Cold 0.0036, Archive 0.002. Other regions, GRS/ZRS (about twice LRS for
 GRS), volume tiers and agreements differ: set `PRICES_PER_GB_MONTH` to your
-own. Only capacity is priced: transactions, reads from cool tiers,
+own. Archive is not offered on ZRS, GZRS or RA-GZRS accounts. Only capacity is priced: transactions, reads from cool tiers,
 geo-replication traffic and egress are not (listings cannot know them).
 
 `PRICES_PER_GB_MONTH` = `hot=0.0184,cool=0.01,cold=0.0036,archive=0.002`:

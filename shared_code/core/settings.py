@@ -91,7 +91,7 @@ SETTINGS: Mapping[str, str] = MappingProxyType({
     "RESTORE_STORAGE_CONNECTION_STRING": "the connection for restore --to-account",
     "RETENTION_SNAPSHOTS": "the standing retention policy of snapshots (prune, the retention timer)",
     "RETENTION_BACKUPS": "the standing retention policy of backups",
-    "RETENTION_MAX_REMOVE_PERCENT": "prune's safety brake: the largest share of a container's items one run removes",
+    "RETENTION_MAX_REMOVE_PERCENT": "prune's safety brake: the largest share of a container's snapshots (or backups) one run removes",
     "PRICES_PER_GB_MONTH": "USD per GB-month per access tier, for cost estimates",
     "BACKUP_ACCESS_TIER": "the access tier new backups are written in",
     "STORAGE_SUBSCRIPTION_ID": "posture: the subscription of the storage accounts (management plane)",

@@ -7,12 +7,13 @@ counts as current depends on what is backed up.
 
 Order: versions are ordered by Last-Modified, ties (one-second precision) by
 the snapshot time they were captured as, then ETag; each side's rules walk
-that side's items newest first. Calendar periods and `keep-within` use the
-version's Last-Modified (in UTC); `min-age` uses when the copy was made (the
+that side's items newest first (a version snapshotted twice is two snapshot
+items: restic counts snapshots, not contents). Calendar periods and
+`keep-within` use the version's Last-Modified (in UTC); `min-age` uses when the copy was made (the
 snapshot's time, the backup's creation). See `core.retention_policy` for the
 policy rules themselves (restic's semantics, `keep-within` measured from now).
 
-Then the rules no policy can override, in this order of precedence:
+Then the rules no policy can override:
 1. Immutability: an item the policy would remove that is under a legal hold or
    an unexpired time-based immutability (`immutable_until` > now) is
    `blocked`: reported, never attempted. Nothing else is ever blocked.
@@ -57,6 +58,7 @@ from typing import Callable, Literal, Sequence
 
 from shared_code.core.durations import format_duration
 from shared_code.core.history import DeletionRecord, snapshot_sort_text, snapshot_time
+from shared_code.core.naming import normalize_etag
 from shared_code.core.retention_policy import RetentionPolicy, Side
 
 Action = Literal["keep", "remove", "blocked"]
@@ -82,6 +84,9 @@ class Item:
     tier_since: datetime | None = None  # when it entered that tier (None: since `created`), for early deletion
 
     def __post_init__(self) -> None:
+        # Listings give ETags bare, property reads quoted: one spelling, or a quoted live ETag would
+        # silently match no item and leave the current version unprotected.
+        object.__setattr__(self, "etag", normalize_etag(self.etag))
         for name in ("last_modified", "created", "immutable_until", "tier_since"):
             moment = getattr(self, name)
             if moment is not None and moment.tzinfo is None:
@@ -122,33 +127,32 @@ class BlobVersions:
     live_etag: str | None                      # the base blob's ETag now; None when it does not exist
     deletions: Sequence[DeletionRecord] = ()   # records of this blob or its container (others are ignored)
 
+    def __post_init__(self) -> None:
+        if self.live_etag is not None:
+            object.__setattr__(self, "live_etag", normalize_etag(self.live_etag))
+
 
 @dataclass(frozen=True)
 class Decision:
     item: Item
     action: Action
     reasons: tuple[str, ...]
+    pruned: bool = True  # False: its side has no policy in this run (the brake leaves it out of the share)
 
 
 def _utc(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _period(label: str, key: Callable[[datetime], str]) -> Callable[[datetime], str]:
-    return lambda moment: f"{label} {key(moment.astimezone(timezone.utc))}"
+Period = tuple[int, ...]
 
-
-def _iso_week(moment: datetime) -> str:
-    year, week, _ = moment.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-CALENDAR = (
-    ("keep_hourly", _period("hourly", lambda m: m.strftime("%Y-%m-%dT%H"))),
-    ("keep_daily", _period("daily", lambda m: m.strftime("%Y-%m-%d"))),
-    ("keep_weekly", _period("weekly", _iso_week)),
-    ("keep_monthly", _period("monthly", lambda m: m.strftime("%Y-%m"))),
-    ("keep_yearly", _period("yearly", lambda m: m.strftime("%Y"))),
+# Each calendar rule: its policy field, the UTC period of a moment (compared), and the period's name (shown).
+CALENDAR: tuple[tuple[str, Callable[[datetime], Period], Callable[[datetime], str]], ...] = (
+    ("keep_hourly", lambda u: (u.year, u.month, u.day, u.hour), lambda u: f"hourly {u:%Y-%m-%dT%H}"),
+    ("keep_daily", lambda u: (u.year, u.month, u.day), lambda u: f"daily {u:%Y-%m-%d}"),
+    ("keep_weekly", lambda u: tuple(u.isocalendar())[:2], lambda u: "weekly {}-W{:02d}".format(*u.isocalendar()[:2])),
+    ("keep_monthly", lambda u: (u.year, u.month), lambda u: f"monthly {u:%Y-%m}"),
+    ("keep_yearly", lambda u: (u.year,), lambda u: f"yearly {u:%Y}"),
 )
 
 
@@ -158,21 +162,26 @@ def policy_reasons(items: Sequence[Item], policy: RetentionPolicy, now: datetime
     for position in range(min(policy.keep_last, len(items))):
         reasons[position].append(f"last {policy.keep_last}")
     if policy.keep_within:
-        cutoff = now - policy.keep_within
+        cutoff, label = now - policy.keep_within, f"within {format_duration(policy.keep_within)}"
         for position, item in enumerate(items):
             if item.last_modified > cutoff:
-                reasons[position].append(f"within {format_duration(policy.keep_within)}")
-    for rule, period in CALENDAR:
+                reasons[position].append(label)
+    utc = [item.last_modified.astimezone(timezone.utc) for item in items] \
+        if any(getattr(policy, rule) for rule, _, _ in CALENDAR) else []
+    for rule, period, name in CALENDAR:
         left, previous = getattr(policy, rule), None
-        for position, item in enumerate(items):
+        for position, moment in enumerate(utc):
             if left == 0:
                 break
-            current = period(item.last_modified)
-            oldest = position == len(items) - 1
-            if current != previous or oldest:
+            current = period(moment)
+            if current != previous:
+                reasons[position].append(name(moment))
+            elif position == len(utc) - 1:
                 # restic also keeps the oldest version while a count is left: the longest history the counts allow
-                reasons[position].append(current if current != previous else f"{current} (oldest version)")
-                previous, left = current, left - 1
+                reasons[position].append(f"{name(moment)} (oldest version)")
+            else:
+                continue
+            previous, left = current, left - 1
     return reasons
 
 
@@ -260,12 +269,13 @@ def decide(blob: BlobVersions, snapshot_policy: RetentionPolicy | None, backup_p
         if side == "backup" and indexes and not expired and not keep[indexes[0]]:
             others = any(keep[i] or blob.items[i].locked(now) for i in indexes[1:])
             keep[indexes[0]].append("newest backup" if others else "last remaining backup")
+    pruned = {"snapshot": snapshot_policy is not None, "backup": backup_policy is not None}
     decisions = []
     for i, item in enumerate(blob.items):
         if keep[i]:
-            decisions.append(Decision(item, "keep", tuple(keep[i])))
+            decisions.append(Decision(item, "keep", tuple(keep[i]), pruned[item.side]))
             continue
-        reasons = (removal.get(i, NO_RULE), *item.locked(now))
-        decisions.append(Decision(item, "blocked" if len(reasons) > 1 else "remove", reasons))
+        locked = item.locked(now)
+        decisions.append(Decision(item, "blocked" if locked else "remove", (removal.get(i, NO_RULE), *locked)))
     return decisions
 

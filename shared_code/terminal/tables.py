@@ -60,14 +60,39 @@ def scan_table(report: Mapping[str, Any]) -> Table:
     return Table(columns=(Column("counter", 20), Column("count", 10, right=True)), rows=rows, after=after, header=False)
 
 
+def _size(count: int) -> str:
+    """Bytes as a person reads them (binary units, as the price table counts a GB)."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"
+
+
+def _age(seconds: float) -> str:
+    if not seconds:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
 def status_table(status: Mapping[str, Any]) -> Table:
-    """`status`: per container, blobs and how many of them are protected; the queues below."""
+    """`status`: per container, blobs and how many are protected, what is stored and the lag; the queues and cost below."""
     columns = (Column("container", 24), Column("blobs", 8, right=True), Column("snapshot ok", 12, right=True),
-               Column("backup ok", 10, right=True), Column("unbackupable", 13, right=True))
+               Column("backup ok", 10, right=True), Column("unbackupable", 13, right=True),
+               Column("current", 10, right=True), Column("snapshots", 10, right=True),
+               Column("backups", 10, right=True), Column("lag", 7, right=True), Column("$/month", 9, right=True))
     rows = tuple((c["container"], str(c["blobs"]), str(c["snapshot_current"]), str(c["backup_current"]),
-                  str(c["unbackupable"])) for c in status["containers"])
-    return Table(columns=columns, rows=rows,
-                 after=(f"queue: {status['queue_length']} pending, {status['poison_length']} poison",))
+                  str(c["unbackupable"]), _size(c["current_bytes"]), _size(c["snapshot_bytes"]),
+                  _size(c["backup_bytes"]), _age(c["protection_lag_seconds"]), f"{c['monthly_cost']['total']:.2f}")
+                 for c in status["containers"])
+    after = [f"queue: {status['queue_length']} pending, {status['poison_length']} poison",
+             f"estimated capacity cost: ${status['monthly_cost']:.2f}/month (PRICES_PER_GB_MONTH)"]
+    after += [f"note: {caveat}" for caveat in status["caveats"]]
+    return Table(columns=columns, rows=rows, after=tuple(after))
 
 
 def verify_table(report: Mapping[str, Any]) -> Table:

@@ -38,8 +38,9 @@ def test_produce_drain_status_reconcile(cli_env: Lake, capsys: pytest.CaptureFix
     assert code == 0 and json.loads(out)["backup_requests"] == 3
     code, out, _ = run(capsys, "--json", "status")
     status = json.loads(out)
-    assert status["containers"] == [{"container": "raw", "blobs": 3, "snapshot_current": 3, "backup_current": 0,
-                                   "unbackupable": 0}]
+    [row] = status["containers"]
+    assert {k: row[k] for k in ("container", "blobs", "snapshot_current", "backup_current", "unbackupable")} == {
+        "container": "raw", "blobs": 3, "snapshot_current": 3, "backup_current": 0, "unbackupable": 0}
     assert status["queue_length"] == 3 and not status["fully_protected"]
     code, out, _ = run(capsys, "--json", "drain")
     assert code == 0 and json.loads(out) == {"processed": 3, "failed_tries": 0, "poisoned": 0}
@@ -146,9 +147,15 @@ def test_without_a_terminal_the_output_is_exactly_the_plain_table_or_the_json(
     assert (code, out, err) == (0, "processed 3 messages (0 failed tries, 0 poisoned)\n", "")
     code, out, err = run(capsys, "status")
     assert (code, err) == (0, "") and out == (
-        "container                   blobs  snapshot ok  backup ok  unbackupable\n"
-        "raw                             3            3          3             0\n"
-        "queue: 0 pending, 0 poison\n")
+        "container                   blobs  snapshot ok  backup ok  unbackupable    current  snapshots    backups"
+        "     lag   $/month\n"
+        "raw                             3            3          3             0        3 B        3 B        3 B"
+        "       -      0.00\n"
+        "queue: 0 pending, 0 poison\n"
+        "estimated capacity cost: $0.00/month (PRICES_PER_GB_MONTH)\n"
+        "note: snapshot bytes are an upper bound: a snapshot is billed only for the blocks it does not share with its"
+        " base blob\n"
+        "note: the source's blobs are priced at the Hot tier (their tiers are not read)\n")
     code, out, err = run(capsys, "verify")
     assert (code, err) == (0, "") and out == "clean: 1 container(s), 3 blob(s), 3 backup(s) checked, 0 bytes hashed\n"
     code, out, err = run(capsys, "--json", "reconcile")

@@ -37,9 +37,9 @@ def test_absurd_lengths_are_refused_not_overflowed() -> None:
     assert parse_duration(format_duration(MAX_DURATION)) == MAX_DURATION
 
 
-@pytest.mark.parametrize("value, text", [(timedelta(days=14), "2w"), (timedelta(hours=36), "36h"),
+@pytest.mark.parametrize("value, text", [(timedelta(days=14), "14d"), (timedelta(days=7), "7d"), (timedelta(hours=36), "36h"),
                                          (timedelta(days=365), "1y"), (timedelta(0), "0s"), (timedelta(seconds=61), "61s")])
-def test_format_picks_the_largest_exact_unit(value: timedelta, text: str) -> None:
+def test_format_picks_the_largest_exact_unit_but_writes_weeks_as_days(value: timedelta, text: str) -> None:
     assert format_duration(value) == text
 
 

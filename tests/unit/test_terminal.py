@@ -43,17 +43,33 @@ def plain(text: str) -> str:
 
 # -- tables from report dicts ------------------------------------------------------------------
 
-def test_status_rows_keep_the_historic_columns_and_widen_for_long_names() -> None:
-    status = {"containers": [{"container": "raw", "blobs": 240, "snapshot_current": 240, "backup_current": 239,
-                              "unbackupable": 1},
-                             {"container": "a-container-name-longer-than-24", "blobs": 3, "snapshot_current": 3,
-                              "backup_current": 3, "unbackupable": 0}],
-              "queue_length": 2, "poison_length": 0, "fully_protected": False}
+def container_row(name: str, blobs: int, snapshot_ok: int, backup_ok: int, unbackupable: int,
+                  **extra: object) -> dict[str, object]:
+    """One container of `status --json`, with its byte counts, lag and cost (zero unless given)."""
+    return {"container": name, "blobs": blobs, "snapshot_current": snapshot_ok, "backup_current": backup_ok,
+            "unbackupable": unbackupable, "current_bytes": 0, "snapshot_bytes": 0, "backup_bytes": 0,
+            "protection_lag_seconds": 0.0, "monthly_cost": {"total": 0.0}, **extra}
+
+
+def status_of(*rows: dict[str, object], queue: int = 0) -> dict[str, object]:
+    return {"containers": list(rows), "queue_length": queue, "poison_length": 0, "fully_protected": False,
+            "monthly_cost": sum(r["monthly_cost"]["total"] for r in rows), "caveats": ["snapshots are upper bounds"]}
+
+
+def test_status_rows_keep_the_historic_columns_add_bytes_lag_and_cost_and_widen_for_long_names() -> None:
+    status = status_of(container_row("raw", 240, 240, 239, 1, current_bytes=3 * 2**30, snapshot_bytes=1536,
+                                     backup_bytes=2**20, protection_lag_seconds=5400.0, monthly_cost={"total": 0.06}),
+                       container_row("a-container-name-longer-than-24", 3, 3, 3, 0), queue=2)
     assert render_plain(status_table(status)).splitlines() == [
-        "container                          blobs  snapshot ok  backup ok  unbackupable",
-        "raw                                  240          240        239             1",
-        "a-container-name-longer-than-24        3            3          3             0",
-        "queue: 2 pending, 0 poison"]
+        "container                          blobs  snapshot ok  backup ok  unbackupable    current  snapshots"
+        "    backups     lag   $/month",
+        "raw                                  240          240        239             1    3.0 GiB    1.5 KiB"
+        "    1.0 MiB    1.5h      0.06",
+        "a-container-name-longer-than-24        3            3          3             0        0 B        0 B"
+        "        0 B       -      0.00",
+        "queue: 2 pending, 0 poison",
+        "estimated capacity cost: $0.06/month (PRICES_PER_GB_MONTH)",
+        "note: snapshots are upper bounds"]
 
 
 def test_scan_rows_list_every_unbackupable_blob_and_error_below_the_counters() -> None:
@@ -204,7 +220,7 @@ def test_without_a_terminal_progress_draws_nothing_and_tables_are_plain(capsys: 
         bar.set_total(6)
         bar.follow(lambda: 6)
         bar.per_container()("raw", 6)
-    table = status_table({"containers": [], "queue_length": 0, "poison_length": 0})
+    table = status_table(status_of())
     screen.show(table, plain=False)
     out, err = capsys.readouterr()
     assert err == "" and out == render_plain(table) + "\n"
@@ -220,13 +236,11 @@ def test_with_json_nothing_is_drawn_even_on_a_terminal() -> None:
 def test_tables_on_a_terminal_are_drawn_with_the_same_rows() -> None:
     console, out = terminal()
     screen.show(drain_table({"processed": 1, "failed_tries": 0, "poisoned": 0}), plain=False, console=console)
-    screen.show(status_table({"containers": [{"container": "raw", "blobs": 1, "snapshot_current": 1,
-                                              "backup_current": 0, "unbackupable": 0}],
-                              "queue_length": 1, "poison_length": 0}), plain=False, console=console)
+    screen.show(status_table(status_of(container_row("raw", 1, 1, 0, 0), queue=1)), plain=False, console=console)
     text = plain(out.getvalue())
     assert "processed 1 messages" in text and "queue: 1 pending, 0 poison" in text
-    assert re.search(r"┃ container ┃ blobs ┃ snapshot ok ┃ backup ok ┃ unbackupable ┃", text), text
-    assert re.search(r"│ raw\s+│\s+1 │\s+1 │\s+0 │\s+0 │", text), text
+    assert re.search(r"┃ container ┃ blobs ┃ snapshot ok ┃ backup ok ┃ unbackupable ┃ current ┃", text), text
+    assert re.search(r"│ raw\s+│\s+1 │\s+1 │\s+0 │\s+0 │\s+0 B │", text), text
 
 
 # -- log lines -------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from shared_code.admin.gauges import emit_protection_gauges
+from shared_code.admin.verify import verify_lake
 from shared_code.local.functions_host import LocalFunctionsHost, QueueOptions
 from shared_code.scan import scanner
 from shared_code.storage import clients
@@ -105,6 +106,9 @@ def test_producer_drain_reconcile_emit_what_they_counted(lake: Lake, readings: R
     scanner.reconcile(lake.settings, "ingest", wall_clock=FixedWallClock(now))
     assert readings.one(names.PROTECTION_LAG, container="ingest") == 0
     assert readings.one(names.WITHOUT_BACKUP, container="ingest") == 0
+    report = verify_lake(lake.settings)
+    assert report.clean and readings.one(names.BLOBS_JUDGED, operation="verify") == report.blobs_checked == 6
+    assert readings.one(names.SCAN_DURATION, operation="verify") == 1
 
 
 def test_worker_outcomes_superseded_poisoned_and_failed_tries(lake: Lake, readings: Readings,

@@ -48,6 +48,8 @@ param instanceMemoryMB int
 param maximumInstanceCount int
 @description('NCRONTAB schedule of TimerProtectionGauges: the host cannot index the timer without the setting.')
 param metricsSchedule string
+@description('NCRONTAB schedule of TimerRetention: the host cannot index the timer without the setting.')
+param retentionSchedule string
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -123,6 +125,7 @@ var baseSettings = {
   // the host (host.json telemetryMode OpenTelemetry) does not send them a second time.
   PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
   METRICS_SCHEDULE: metricsSchedule
+  RETENTION_SCHEDULE: retentionSchedule
   par_storage_account_name_source: sourceAccountName
   par_storage_account_name_backup: backupAccountName
   par_storage_account_name_queue: hostAccountName

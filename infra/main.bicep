@@ -110,6 +110,9 @@ param maximumInstanceCount int = 100
 @description('NCRONTAB schedule of the TimerProtectionGauges function (queue lengths, protection lag, heartbeat).')
 param metricsSchedule string = '0 */5 * * * *'
 
+@description('NCRONTAB schedule of the TimerRetention function (prunes with RETENTION_SNAPSHOTS / RETENTION_BACKUPS; does nothing while neither is set).')
+param retentionSchedule string = '0 30 2 * * *'
+
 @description('Alert when a container\'s oldest unprotected change is older than this (seconds; default 6 hours).')
 @minValue(60)
 param protectionLagThresholdSeconds int = 21600
@@ -213,6 +216,7 @@ module function 'function.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     metricsSchedule: metricsSchedule
+    retentionSchedule: retentionSchedule
   }
 }
 

@@ -45,6 +45,7 @@ def lake(azurite: AzuriteInstance, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("par_queue_name", QUEUE_NAME)
     monkeypatch.setenv("BACKUP_COPY_ENGINE", "blob")
     monkeypatch.setenv("METRICS_SCHEDULE", "0 0 0 1 1 *")  # the timer's setting; New Year's midnight: never due in a test
+    monkeypatch.setenv("RETENTION_SCHEDULE", "0 0 0 1 1 *")  # the retention timer's, likewise
     lake = Lake(azurite)
     _wipe(lake.source)
     _wipe(lake.backup)

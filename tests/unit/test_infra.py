@@ -104,6 +104,7 @@ HOST_SETTINGS = {
     "AZURE_CLIENT_ID",
     "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
     "METRICS_SCHEDULE",  # %METRICS_SCHEDULE% in TimerProtectionGauges/function.json
+    "RETENTION_SCHEDULE",  # %RETENTION_SCHEDULE% in TimerRetention/function.json
 }
 # App settings Flex Consumption ignores or rejects (its runtime comes from functionAppConfig), and
 # the key-based host connection that would defeat allowSharedKeyAccess: false.

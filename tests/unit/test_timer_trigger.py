@@ -62,11 +62,12 @@ def test_a_late_occurrence_is_past_due_and_a_failing_main_does_not_stop_the_time
     assert seen == [False, True, True]
 
 
-def test_the_app_declares_a_timer_whose_schedule_is_a_setting(tmp_path: Path) -> None:
-    (timer,) = [s for s in discover_functions(ROOT, {"par_queue_name": "q"}) if s.trigger == "timer"]
-    assert (timer.name, timer.schedule) == ("TimerProtectionGauges", "%METRICS_SCHEDULE%")
-    (runner,) = build_timer_runners([timer], {"METRICS_SCHEDULE": "0 */5 * * * *"})
-    assert runner.schedule.text == "0 */5 * * * *"
+def test_the_app_declares_timers_whose_schedules_are_settings(tmp_path: Path) -> None:
+    timers = [s for s in discover_functions(ROOT, {"par_queue_name": "q"}) if s.trigger == "timer"]
+    assert [(t.name, t.schedule) for t in timers] == [("TimerProtectionGauges", "%METRICS_SCHEDULE%"),
+                                                       ("TimerRetention", "%RETENTION_SCHEDULE%")]
+    runners = build_timer_runners(timers, {"METRICS_SCHEDULE": "0 */5 * * * *", "RETENTION_SCHEDULE": "0 30 2 * * *"})
+    assert [r.schedule.text for r in runners] == ["0 */5 * * * *", "0 30 2 * * *"]
 
 
 @pytest.mark.parametrize("env, says", [

@@ -31,7 +31,7 @@ run: deps
 	$(PY) -m shared_code.local.run $(ARGS)
 
 .PHONY: bench
-# `make bench`: the benchmarks recorded in BENCHMARKS.md (about 45 minutes; not part of `make test`).
+# `make bench`: the benchmarks recorded in BENCHMARKS.md (about 1-1.5 hours; not part of `make test`).
 bench: deps
 	$(PY) -m bench.decision_core 1000000 --json bench/decision_core.json
 	$(PY) -m bench.decision_core 5000000 --json bench/decision_core.json

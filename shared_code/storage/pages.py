@@ -21,6 +21,7 @@ import xml.etree.ElementTree as ET
 from base64 import b64decode
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Callable, Iterator, NamedTuple
@@ -143,12 +144,15 @@ def complete_backup_name(blob: ET.Element) -> str | None:
 
 
 class BackupEntry(NamedTuple):
-    """What `verify` needs of one complete backup in a backup listing (include=metadata,copy)."""
+    """What `verify` and the deletion records need of one complete backup in a backup listing (include=metadata,copy)."""
 
     name: str
     size: int
     md5: bytes | None
     metadata: dict[str, str]
+    created: datetime | None = None
+    blob_type: str = "BlockBlob"
+    access_tier: str | None = None
 
 
 def complete_backup_entry(blob: ET.Element) -> BackupEntry | None:
@@ -158,8 +162,10 @@ def complete_backup_entry(blob: ET.Element) -> BackupEntry | None:
     if name is None or properties is None:
         return None
     md5 = properties.findtext("Content-MD5")
+    created = properties.findtext("Creation-Time")
     return BackupEntry(name, int(properties.findtext("Content-Length") or 0), b64decode(md5) if md5 else None,
-                       _metadata(blob) or {})
+                       _metadata(blob) or {}, _http_date(created) if created else None,
+                       properties.findtext("BlobType") or "BlockBlob", properties.findtext("AccessTier"))
 
 
 def name_marker_restart(body: bytes, marker: str) -> str | None:

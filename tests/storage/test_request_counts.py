@@ -27,14 +27,30 @@ def counter(lake: Lake) -> Iterator[RequestCounter]:
         yield policy
 
 
-def test_steady_state_reconciliation_makes_only_listing_requests(counter: RequestCounter) -> None:
+def test_steady_state_reconciliation_makes_only_listing_requests_and_its_scan_log(counter: RequestCounter) -> None:
+    """Listings, plus one scan-log entry per container (a PUT each): no deletion, so no records read."""
     status, body = call_http(RECONCILIATION)
     assert status == 200 and (body["snapshots_created"], body["backup_requests"]) == (0, 0)
+    assert (body["deletions_recorded"], body["container_deletions_recorded"]) == (0, 0)
     n = len(CONTAINERS) * PER_CONTAINER
-    # list containers + per container one source and one backup listing page
-    assert len(counter.requests) == 1 + 2 * len(CONTAINERS), counter.requests
-    assert len(counter.requests) <= 2 * math.ceil(n / 5000) + len(CONTAINERS) + 2
-    assert all("comp=list" in query for _, _, query in counter.requests), counter.requests
+    listings = [r for r in counter.requests if "comp=list" in r[2]]
+    # the source's and the backup account's containers (deleted containers), + per container one source
+    # and one backup listing page: a container without deletions costs no listing more than before
+    assert len(listings) == 2 + 2 * len(CONTAINERS), listings
+    assert len(listings) <= 2 * math.ceil(n / 5000) + len(CONTAINERS) + 3
+    writes = [(method, "/backup-records/scans/" in path or "restype=container" in query)
+              for method, path, query in counter.requests if "comp=list" not in query]
+    # one scan-log entry per container; the first one finds no records container: created, then written
+    assert writes == [("PUT", True)] * (len(CONTAINERS) + 2), counter.requests
+
+
+def test_a_second_steady_reconciliation_writes_only_its_scan_log(counter: RequestCounter) -> None:
+    """Once the records container exists: exactly one PUT per container beside the listings."""
+    call_http(RECONCILIATION)
+    counter.requests.clear()
+    call_http(RECONCILIATION)
+    writes = [method for method, _, query in counter.requests if "comp=list" not in query]
+    assert writes == ["PUT"] * len(CONTAINERS), counter.requests
 
 
 def test_steady_state_producer_makes_one_listing_request(counter: RequestCounter) -> None:

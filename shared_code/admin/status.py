@@ -1,7 +1,7 @@
 """What is protected right now: per container, from listings only (no per-blob request)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.queue import QueueClient
@@ -31,6 +31,8 @@ class LakeStatus:
     containers: list[ContainerStatus]
     queue_length: int
     poison_length: int
+    excluded: list[str] = field(default_factory=list)  # containers EXCLUDED_CONTAINERS left out
+    message: str | None = None
 
     @property
     def fully_protected(self) -> bool:
@@ -38,7 +40,8 @@ class LakeStatus:
 
     def as_dict(self) -> dict[str, object]:
         return {"containers": [asdict(c) for c in self.containers], "queue_length": self.queue_length,
-                "poison_length": self.poison_length, "fully_protected": self.fully_protected}
+                "poison_length": self.poison_length, "fully_protected": self.fully_protected,
+                "excluded": list(self.excluded), "message": self.message}
 
 
 def _length(client: QueueClient) -> int:
@@ -66,11 +69,15 @@ def container_status(settings: Settings, container: str) -> ContainerStatus:
 
 def lake_status(settings: Settings, container: str | None = None) -> LakeStatus:
     with storage_errors("reading the lake's status"):
-        names = [container] if container else lake_container_names(blob_service(settings.source))
+        names, excluded = settings.split_excluded(
+            [container] if container else lake_container_names(blob_service(settings.source)))
         return LakeStatus(
             containers=[container_status(settings, name) for name in names],
             queue_length=_length(queue_client(settings.queue, settings.queue_name)),
             poison_length=_length(queue_client(settings.queue, settings.poison_queue_name)),
+            excluded=excluded,
+            message=(f"container {container!r} is excluded by EXCLUDED_CONTAINERS: not looked at"
+                     if container is not None and excluded else None),
         )
 
 
@@ -79,4 +86,8 @@ def format_status(status: LakeStatus) -> str:
     for c in status.containers:
         lines.append(f"{c.container:<24} {c.blobs:>8} {c.snapshot_current:>12} {c.backup_current:>10} {c.unbackupable:>13}")
     lines.append(f"queue: {status.queue_length} pending, {status.poison_length} poison")
+    if status.message:
+        lines.append(status.message)
+    elif status.excluded:
+        lines.append(f"excluded (EXCLUDED_CONTAINERS): {', '.join(status.excluded)}")
     return "\n".join(lines)

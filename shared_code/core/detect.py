@@ -153,3 +153,8 @@ def backed_name_key(backup_name: str, prefix: str | None = None) -> bytes | None
     if blob_name is None or (prefix and not blob_name.startswith(prefix)):
         return None
     return name_key(blob_name)
+
+
+def base_name_key(group: list[ListedBlob]) -> bytes | None:
+    """The name key of a listing group that has its base blob (the name exists now), else None."""
+    return name_key(group[0].name) if any(entry.snapshot is None for entry in group) else None

@@ -5,7 +5,7 @@ end (it has backups, and the whole walk never saw its base blob), and it
 holds names as 16-byte keys (`detect.name_key`), not as strings. So when,
 and only when, that difference is not empty, the names are resolved by one
 more listing of the backup container (with metadata: the versions each
-backup holds, `history.version_from_backup`), and the records are read once
+backup holds, `storage.deleted.versions_of`), and the records are read once
 (`RecordStore.deletions`, `.scans`: one listing each). A container with no
 deletion pays none of this. The rules (which record, which window) are
 `core.history`'s; this module only gathers their input and writes the result.
@@ -25,42 +25,18 @@ from typing import Callable
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
-from shared_code.core.detect import name_key
-from shared_code.core.history import BackupListing, CapturedVersion, DeletionRecord, ScanRun, \
-    container_deletion_of, deletion_of, version_from_backup
-from shared_code.core.naming import container_name_problem, contract_blob_name
+from shared_code.core.history import DeletionRecord, ScanRun, container_deletion_of, deletion_of
+from shared_code.core.naming import container_name_problem
 from shared_code.core.settings import Settings
 from shared_code.storage.clients import backup_container_client, blob_service, record_store
 from shared_code.storage.failures import describe_storage_failure
-from shared_code.storage.pages import BackupEntry, backup_entries
+from shared_code.storage.deleted import versions_of
+from shared_code.storage.pages import backup_entries
 from shared_code.storage.records import RecordStore
 
 log = logging.getLogger(__name__)
 
 ErrorSink = Callable[[str, str], None]  # (container, message): the scan's report
-
-
-def backup_listing(entry: BackupEntry) -> BackupListing:
-    """A raw backup-listing entry as `core.history` reads it."""
-    return BackupListing(name=entry.name, size=entry.size, md5=entry.md5, metadata=entry.metadata,
-                         created=entry.created, blob_type=entry.blob_type, access_tier=entry.access_tier)
-
-
-def versions_of(settings: Settings, container: str, prefix: str | None,
-                keys: Set[bytes]) -> dict[str, list[CapturedVersion]]:
-    """The captured versions of the names whose keys are `keys`: one listing of the backup container."""
-    found: dict[str, list[CapturedVersion]] = {}
-    try:
-        for entry in backup_entries(backup_container_client(settings, container), settings.list_page_size):
-            blob = contract_blob_name(entry.name)
-            if blob is None or (prefix and not blob.startswith(prefix)) or name_key(blob) not in keys:
-                continue
-            version = version_from_backup(container, backup_listing(entry))
-            if version is not None:  # a shape that does not round-trip, or a contradicting stamp: no safe version
-                found.setdefault(version.name, []).append(version)
-    except ResourceNotFoundError:
-        return {}
-    return found
 
 
 def record_deletions(settings: Settings, container: str, prefix: str | None, missing: Set[bytes],
@@ -72,7 +48,8 @@ def record_deletions(settings: Settings, container: str, prefix: str | None, mis
     so an HTTP call retried by ADF (or two scans at once) never duplicates one.
     """
     try:
-        versions = versions_of(settings, container, prefix, missing)
+        versions = versions_of(backup_container_client(settings, container), container, prefix, missing,
+                               settings.list_page_size)
         if not versions:
             return 0
         store = record_store(settings)

@@ -27,7 +27,7 @@ from shared_code.storage.clients import backup_container_client, blob_service, q
 from shared_code.core.counters import LockedCounters
 from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline
 from shared_code.scan.continuation import ScanToken, decode_token, encode_token
-from shared_code.core.detect import backup_key, is_settled, name_key
+from shared_code.core.detect import ListedBlob, backup_key, base_name_key, is_settled
 from shared_code.core.history import ScanRun
 from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
 from shared_code.storage.pages import PageReader
@@ -179,14 +179,15 @@ class _Scan:
             self.held = self.resumable.names
         return self.backups is not None
 
-    def _saw(self, group: list) -> None:  # type: ignore[type-arg]
+    def _saw(self, group: list[ListedBlob]) -> None:
         """A name the walk saw: with a base blob, it is not deleted (only names with backups are tracked)."""
-        if any(entry.snapshot is None for entry in group):
-            key = name_key(group[0].name)
-            if self.resumable is not None:
-                self.resumable.saw(key)  # also kept for the chain's next calls
-            else:
-                self.held.discard(key)
+        key = base_name_key(group)
+        if key is None:
+            return
+        if self.resumable is not None:
+            self.resumable.saw(key)  # also kept for the chain's next calls
+        else:
+            self.held.discard(key)
 
     def _completed(self) -> None:
         """The walk covered the whole container (or prefix): record what is gone, then log the scan.
@@ -425,8 +426,7 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
         return report
     with storage_errors("listing the source account's containers"):
         every = lake_container_names(blob_service(settings.source))
-    names = [name for name in every if not settings.excludes(name)]
-    report.excluded = [name for name in every if settings.excludes(name)]
+    names, report.excluded = settings.split_excluded(every)
     if token is None:  # once per scan, in its first call
         report.add(container_deletions_recorded=record_gone_containers(settings, set(every), now(), report.error))
     else:

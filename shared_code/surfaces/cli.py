@@ -31,8 +31,11 @@ def _print(args: argparse.Namespace, data: dict[str, Any], table: str) -> None:
 
 def _report_table(data: dict[str, Any]) -> str:
     keys = ("containers", "scanned", "directories_skipped", "snapshots_created", "backup_requests", "vanished",
-            "containers_vanished", "unbackupable")
-    lines = [f"{key:<20} {data[key]:>10}" for key in keys if key in data]
+            "containers_vanished", "unbackupable", "deletions_recorded", "container_deletions_recorded")
+    lines = [data["message"]] if data.get("message") else []
+    lines += [f"{key:<20} {data[key]:>10}" for key in keys if key in data]
+    if data.get("excluded") and not data.get("message"):
+        lines.append(f"excluded (EXCLUDED_CONTAINERS): {', '.join(data['excluded'])}")
     lines += [f"unbackupable: {e['container']}/{e['blob']!r}: {e['reason']}" for e in data.get("unbackupable_blobs", [])]
     lines += [f"error: {e['container']}{'/' + e['blob'] if 'blob' in e else ''}: {e['error']}" for e in data.get("errors", [])]
     return "\n".join(lines)

@@ -114,7 +114,7 @@ def record_gone_containers(settings: Settings, present: Set[str], found_at: date
                                     found_at)
         return written
     except AzureError as exc:
-        error("", f"could not record deleted containers: {describe_storage_failure(exc)}")
+        error(settings.records_container, f"could not record deleted containers: {describe_storage_failure(exc)}")
         return 0
 
 

@@ -224,3 +224,26 @@ def test_excluded_containers_are_left_out_of_every_whole_account_run_and_named_r
     assert data["containers"] == 0 and "excluded" in data["message"] and data["excluded"] == ["scratch"]
     whole = verify_lake(lake.settings)
     assert whole.excluded == ["scratch", "tmp-a"] and whole.containers == 1
+
+
+def test_a_whole_account_http_chain_records_deletions_of_every_container_once(lake: Lake, tiny_budget: None) -> None:
+    """The whole-account chain (next container's backups listed ahead, containers spanning calls): each
+    deletion recorded once, by the call that finishes its container; a gone container by the first call."""
+    first, second = seed(lake, "c-1", PER_CALL + 20), seed(lake, "c-2", PER_CALL + 20)
+    for container in ("c-1", "c-2", "c-3"):
+        lake.container(container)
+        follow(PRODUCER, {"container": container})
+    backed_up(lake, "c-3", {"z.csv": b"z"})
+    lake.drain()
+    delete(lake, "c-1", first[0], first[-1])
+    delete(lake, "c-2", second[PER_CALL // 2])
+    lake.source.delete_container("c-3")
+    bodies = follow(RECONCILIATION, {})
+    assert len(bodies) >= 3
+    assert [b["container_deletions_recorded"] for b in bodies] == [1] + [0] * (len(bodies) - 1)
+    assert sum(b["deletions_recorded"] for b in bodies) == 3
+    assert sorted(r.blob for r in records(lake, "c-1")) == sorted([first[0], first[-1]])
+    assert [r.blob for r in records(lake, "c-2")] == [second[PER_CALL // 2]]
+    assert all(len(record_store(lake.settings).scans(c)) == 1 for c in ("c-1", "c-2"))
+    again = follow(RECONCILIATION, {})
+    assert sum(b["deletions_recorded"] + b["container_deletions_recorded"] for b in again) == 0

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
 import pytest
+from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
 
 from shared_code.admin.verify import FALSE_DELETION_RECORD, UNRECORDED_DELETION, verify_lake
 from shared_code.core.history import DeletionRecord
@@ -247,3 +248,32 @@ def test_a_whole_account_http_chain_records_deletions_of_every_container_once(la
     assert all(len(record_store(lake.settings).scans(c)) == 1 for c in ("c-1", "c-2"))
     again = follow(RECONCILIATION, {})
     assert sum(b["deletions_recorded"] + b["container_deletions_recorded"] for b in again) == 0
+
+
+def read_only_backup_account(lake: Lake) -> str:
+    """A connection to the backup account whose SAS may read and list but not write: record writes get 403."""
+    sas = generate_account_sas("backup", lake.azurite.accounts["backup"],
+                               ResourceTypes(service=True, container=True, object=True),
+                               AccountSasPermissions(read=True, list=True),
+                               expiry=datetime.now(timezone.utc) + timedelta(hours=1))
+    return f"BlobEndpoint=http://127.0.0.1:{lake.azurite.blob_port}/backup;SharedAccessSignature={sas}"
+
+
+def test_a_record_that_cannot_be_written_is_an_error_and_the_scan_is_not_logged(
+        lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Had the scan logged itself, the next scan's window for the deletion would start at this scan's start,
+    after the blob was already gone: so no entry, and the next scan's record keeps the earlier bound."""
+    now = StepClock()
+    backed_up(lake, "raw", {"a.csv": b"a", "b.csv": b"b"})
+    reconcile(lake.settings, "raw", now=now)
+    delete(lake, "raw", "a.csv")
+    full = lake.azurite.connection_string("backup")
+    monkeypatch.setenv("BACKUP_STORAGE_CONNECTION_STRING", read_only_backup_account(lake))
+    report = reconcile(lake.settings, "raw", now=now)
+    assert report.deletions_recorded == 0
+    assert [e["error"].split(":")[0] for e in report.errors] == ["could not write deletion records"]
+    monkeypatch.setenv("BACKUP_STORAGE_CONNECTION_STRING", full)
+    assert len(record_store(lake.settings).scans("raw")) == 1 and records(lake, "raw") == []
+    assert reconcile(lake.settings, "raw", now=now).deletions_recorded == 1
+    [record] = records(lake, "raw")
+    assert record.existed_until == now.readings[0]  # the first scan's start, not the failed one's

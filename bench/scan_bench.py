@@ -43,7 +43,7 @@ from shared_code.core.detect import Verdict, judge
 from shared_code.storage.pages import fetch_page, peek_next_marker
 from shared_code.storage.cursor import SOURCE_INCLUDE, iterate_groups
 from shared_code.core.naming import backup_blob_name
-from shared_code.scan.pool import BoundedPool
+from shared_code.core.pool import BoundedPool
 from shared_code.scan.scanner import ScanReport, _Scan, produce, reconcile
 from shared_code.core.settings import DEFAULT_WRITE_CONCURRENCY, Settings, load_settings
 

@@ -76,6 +76,20 @@ param backupStorageAccountName string = ''
 param functionAppName string = ''
 param factoryName string = ''
 
+@description('Object ID of the operators\' Entra ID group, who run the admin CLI (status, verify, requeue-poison) and restore; empty = no operator role is granted.')
+param operatorPrincipalId string = ''
+
+@description('What operatorPrincipalId is: a group by default (assign people to the group, not roles to people).')
+@allowed([
+  'Group'
+  'User'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string = 'Group'
+
+@description('Whether the operators may restore into the source lake (--in-place, --to-container there): Storage Blob Data Contributor on it instead of Reader.')
+param operatorRestoreInPlace bool = false
+
 @allowed([
   '3.11'
   '3.12'
@@ -190,6 +204,9 @@ module sourceAccess 'source-rbac.bicep' = {
     functionPrincipalId: identity.outputs.principalId
     factoryPrincipalId: dataFactory.outputs.principalId
     copyEngine: copyEngine
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
+    operatorRestoreInPlace: operatorRestoreInPlace
   }
 }
 
@@ -218,6 +235,10 @@ module access 'rbac.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     copyEngine: copyEngine
     backupDeletes: backupDeletes
+    queueName: storage.outputs.queueName
+    recordsContainerName: storage.outputs.recordsContainerName
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
   }
 }
 

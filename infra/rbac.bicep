@@ -14,6 +14,11 @@ param applicationInsightsName string
   'blob'
 ])
 param copyEngine string
+param queueName string
+param recordsContainerName string
+@description('Object ID of the operators\' group (or user or service principal: operatorPrincipalType); empty = none.')
+param operatorPrincipalId string
+param operatorPrincipalType string
 @description('false: the function identity cannot delete in the backup account (ABAC condition on its role); retention then cannot remove expired backups and the worker cannot remove a wrong backup (the message goes to poison).')
 param backupDeletes bool
 
@@ -32,6 +37,18 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
 
 resource backupAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: backupAccountName
+}
+
+resource recordsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  name: '${backupAccountName}/default/${recordsContainerName}'
+}
+
+resource requestQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  name: '${hostAccountName}/default/${queueName}'
+}
+
+resource poisonQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  name: '${hostAccountName}/default/${queueName}-poison'
 }
 
 resource factory 'Microsoft.DataFactory/factories@2018-06-01' existing = {
@@ -111,5 +128,49 @@ resource factoryBackupBlob 'Microsoft.Authorization/roleAssignments@2022-04-01' 
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.StorageBlobDataContributor)
     principalId: factoryPrincipalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+// The operators (README "Restoring", Roles, and "A person running the admin CLI"): status, verify and
+// restore read the backups; restore writes only its audit record, so its write right is scoped to
+// the records container; requeue-poison takes from the poison queue and sends to the request queue.
+// Their source-account role is in source-rbac.bicep.
+resource operatorBackupRead 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (operatorPrincipalId != '') {
+  name: guid(backupAccount.id, operatorPrincipalId, roles.StorageBlobDataReader)
+  scope: backupAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.StorageBlobDataReader)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+resource operatorRecords 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (operatorPrincipalId != '') {
+  name: guid(recordsContainer.id, operatorPrincipalId, roles.StorageBlobDataContributor)
+  scope: recordsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.StorageBlobDataContributor)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+resource operatorPoisonQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (operatorPrincipalId != '') {
+  name: guid(poisonQueue.id, operatorPrincipalId, roles.StorageQueueDataMessageProcessor)
+  scope: poisonQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.StorageQueueDataMessageProcessor)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+  }
+}
+
+resource operatorRequestQueue 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (operatorPrincipalId != '') {
+  name: guid(requestQueue.id, operatorPrincipalId, roles.StorageQueueDataMessageSender)
+  scope: requestQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.StorageQueueDataMessageSender)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
   }
 }

@@ -41,6 +41,9 @@ param immutabilityDays int
 ])
 param copyEngine string
 
+@description('The backup account\'s records container (deletion records, scan log, restore audits): the app\'s RECORDS_CONTAINER, left at its default, which this must equal. Created here so the operators\' role can be scoped to it.')
+param recordsContainerName string = 'backup-records'
+
 resource hostAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: hostAccountName
   location: location
@@ -131,6 +134,14 @@ resource backupContainers 'Microsoft.Storage/storageAccounts/blobServices/contai
   }
 }]
 
+resource recordsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: backupBlobService
+  name: recordsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 // The containers that get a policy: all listed ones, or none (a loop over this list rather than
 // `for ...: if (...)`, which pycep-parser, the offline test's parser, does not accept; the
 // parentheses are for it too: it does not apply Bicep's operator precedence).
@@ -154,4 +165,5 @@ output deploymentContainerName string = deploymentContainer.name
 output backupAccountName string = backupAccount.name
 output backupBlobEndpoint string = backupAccount.properties.primaryEndpoints.blob
 output queueName string = requestQueue.name
+output recordsContainerName string = recordsContainer.name
 output poisonQueueName string = poisonQueue.name

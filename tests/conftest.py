@@ -27,7 +27,8 @@ def azurite() -> Iterator[AzuriteInstance]:
     if shutil.which("node") is None:
         pytest.skip("Node.js is not installed: the storage tests need Azurite from npm")
     try:
-        instance = start_azurite({"source": random_account_key(), "backup": random_account_key()})
+        instance = start_azurite({"source": random_account_key(), "backup": random_account_key(),
+                                  "elsewhere": random_account_key()})  # a third account: restores to another account
     except AzuriteUnavailable as exc:
         pytest.fail(f"Azurite could not start: {exc}")
     yield instance

@@ -14,7 +14,8 @@ found, and, when it is a problem, what to do. The module has two halves:
   raises for a malformed connection string) and turns them into a `Failure`:
   a one-line summary (status and service error code, never the SDK's message,
   which can quote a URL carrying a SAS) that the decisions turn into a failed
-  check. No traceback, no key, connection string, SAS or token is ever shown.
+  check. No traceback, no key, connection string, SAS or token is ever shown
+  (a refused copy is classified by its status and code, never by the SAS URL).
 
 Which principal is checked matters: run from a laptop, `DefaultAzureCredential`
 resolves the operator (Azure CLI, environment, ...), not the Function App's
@@ -34,6 +35,17 @@ The probes remove what they create (a delete that is refused names what it left)
   container `backup-doctor-<random>` is created for the probe and deleted;
 - backup: a probe container `backup-doctor-<random>` (the app creates backup
   containers), a probe blob with metadata (the worker's writes), both deleted;
+- copy (the `blob` engine's path, which the `adf` engine and restore use too):
+  a probe snapshot in the source, its read-only SAS signed by the worker's own
+  `storage.sas.signed_source_url` (a user-delegation SAS with a token
+  credential: the only way to exercise `generateUserDelegationKey` without a
+  backup; a service SAS with a key), copied by `storage.server_copy.copy_from_url`
+  into a probe container of the backup account, its bytes read back, both
+  removed. Which step fails decides whose right the report names;
+- records: a probe record `doctor/probe-<random>` written into
+  `RECORDS_CONTAINER` as `storage.records` writes every record, then deleted;
+  a refused delete (an immutability policy) is a note, not a problem: records
+  are write-once and the app never deletes one;
 - queue: send and receive rights are probed on a separate queue
   `<par_queue_name>-doctor`, never on the request queue, where a running
   trigger could receive the probe first. Only the properties of the request
@@ -55,9 +67,11 @@ import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from datetime import timedelta
 from typing import Any, Callable, Literal, Mapping, Protocol, Sequence
 from urllib.parse import urlsplit
 
+from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -69,7 +83,8 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobServiceClient
 
-from shared_code.core.errors import SettingsError
+from shared_code.core.clock import Deadline
+from shared_code.core.errors import BackupError, SettingsError
 from shared_code.core.settings import (
     COPY_TIMEOUT_MARGIN_SECONDS,
     HOST_JSON,
@@ -84,6 +99,9 @@ from shared_code.core.settings import (
 )
 from shared_code.storage.clients import blob_service, default_credential, queue_client
 from shared_code.storage.containers import lake_container_names
+from shared_code.storage.records import RecordStore
+from shared_code.storage.sas import SasKind, sas_kind, signed_source_url
+from shared_code.storage.server_copy import copy_from_url
 
 PROBE_PREFIX = ".backup-doctor/probe-"
 PROBE_CONTAINER_PREFIX = "backup-doctor-"
@@ -92,6 +110,8 @@ PROBE_METADATA = {"hdi_isfolder": "true", "backup_doctor": "probe"}
 PROBE_QUEUE_SUFFIX = "-doctor"
 PROBE_MESSAGE_TTL_SECONDS = 60  # a probe message the doctor could not delete expires by itself
 PROBE_LEASE_SECONDS = 15
+PROBE_COPY_SECONDS = 60.0  # the copy probe moves a few bytes: the copy's own deadline, and its SAS's validity
+RECORD_PROBE_PREFIX = "doctor/"  # records are read by prefix (deletions/, containers/, scans/, restores/): none reads this
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 # Set by App Service / Azure Functions (and its managed-identity endpoint): the code runs as the app.
 AZURE_HOST_VARIABLES = ("WEBSITE_INSTANCE_ID", "IDENTITY_ENDPOINT", "MSI_ENDPOINT")
@@ -170,7 +190,8 @@ def failure_of(exc: Exception) -> Failure:
         return Failure("malformed", "the connection string is malformed")
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return Failure("unreachable", f"could not be reached ({type(exc).__name__})")
-    if isinstance(exc, ResourceNotFoundError) or status == 404:
+    # The SDK raises ResourceNotFoundError for some 403s too (CannotVerifyCopySource): the status decides.
+    if status == 404 or (isinstance(exc, ResourceNotFoundError) and status is None):
         return Failure("missing", f"not found ({where})", code)
     if status == 403 and code not in ("AuthenticationFailed", "InvalidAuthenticationInfo"):
         return Failure("denied", f"refused ({where})", code)
@@ -228,10 +249,10 @@ def identity_description(credential_name: str | None, claims: Mapping[str, Any] 
     return f"{label} ({', '.join(ids + [via])})"
 
 
-def not_probed(account: str) -> list[Check]:
-    """The one check standing for an account's probes when no identity could sign in."""
-    return [Check(f"{account}: not probed", False, "its principal is the identity, and none was resolved",
-                  "fix the identity check first, then run doctor again")]
+def not_probed(account: str, why: str = "its principal is the identity, and none was resolved",
+               first: str = "the identity check") -> list[Check]:
+    """The one check standing for probes that could only fail the way an earlier check already did."""
+    return [Check(f"{account}: not probed", False, why, f"fix {first} first, then run doctor again")]
 
 
 def settings_check(error: SettingsError | None, settings: Settings | None) -> Check:
@@ -307,6 +328,82 @@ def poison_queue_check(queue: str, account: str, failure: Failure | None, can_cr
                      f"create queue {queue!r} on {account} at deployment, or grant Storage Queue Data Contributor")
     return probe_check("queue: poison queue", failure, f"{queue!r} exists", right="Storage Queue Data Reader",
                        principal=principal, setting=setting)
+
+
+CopyStep = Literal["source", "target", "sign", "copy", "verify"]
+COPY_CHECK = "copy: snapshot to backup (server-side)"
+# What each kind of copy SAS is, and what to fix when the backup account cannot read the source through it.
+_SAS_NAMES = {"service": "a service SAS signed with the source key", "user-delegation": "a user-delegation SAS",
+              "connection": "the SAS of the source connection string"}
+
+
+def copy_path_check(step: CopyStep | None, failure: Failure | None, kind: SasKind, *, where: str,
+                    source_principal: str, backup_principal: str, source_setting: str, backup_setting: str) -> Check:
+    """The blob engine's copy path (and restore's): which step failed decides whose right is missing.
+
+    `step` is the first step that failed (None: all passed): `source` (probe blob and snapshot),
+    `target` (probe container in the backup account), `sign` (the user-delegation key: the only
+    request signing makes), `copy` (Copy Blob From URL) or `verify` (the bytes that arrived).
+    """
+    sas = _SAS_NAMES[kind]
+    if step is None:
+        return Check(COPY_CHECK, True, f"signed {sas} (read-only, one snapshot) for a probe snapshot and copied it "
+                     f"server-side into {where}; the bytes arrived")
+    if step == "verify":
+        return Check(COPY_CHECK, False, f"the copy into {where} succeeded but its bytes differ from the snapshot's",
+                     "the service returned other bytes than the probe wrote: report it (run doctor again first)")
+    assert failure is not None
+    if step == "copy" and failure.code == "CannotVerifyCopySource":
+        # The backup account's service read the source URL and was refused: the SAS is the problem, not the backup.
+        fix = {"user-delegation": f"a user-delegation SAS grants no more than its identity holds: grant "
+                                  f"{source_principal} Storage Blob Data Reader (or Contributor) on the source account",
+               "service": f"the key in {source_setting} signs the SAS: set the account's current key",
+               "connection": f"issue a SAS with read (sp=r) on objects, snapshots included, and put it in "
+                             f"{source_setting}"}[kind]
+        return Check(COPY_CHECK, False, f"the backup account could not read the source snapshot through {sas} "
+                     f"({failure.summary})", f"{fix}; the source account's firewall must also admit the copy")
+    if step == "sign":
+        right = ("a Storage Blob Data role on the source account (Reader, Contributor or Owner: each includes "
+                 "generateUserDelegationKey/action)")
+        check = probe_check(COPY_CHECK, failure, "", right=right, principal=source_principal, setting=source_setting)
+        if failure.kind == "denied":
+            return Check(COPY_CHECK, False, "the identity cannot get a user-delegation key on the source account: it "
+                         f"needs a Storage Blob Data role there ({failure.summary} as {source_principal})", check.fix)
+        return Check(COPY_CHECK, False, f"getting a user-delegation key on the source account failed: {check.detail}",
+                     check.fix)
+    if step == "copy":
+        check = probe_check(COPY_CHECK, failure, "", right="Storage Blob Data Contributor (the copy writes the backup)",
+                            principal=backup_principal, setting=backup_setting)
+        return Check(COPY_CHECK, False, f"the backup account refused the copy: {check.detail}", check.fix)
+    principal, setting, account = ((source_principal, source_setting, "source") if step == "source"
+                                   else (backup_principal, backup_setting, "backup"))
+    check = probe_check(COPY_CHECK, failure, "", right="Storage Blob Data Contributor", principal=principal,
+                        setting=setting)
+    return Check(COPY_CHECK, False, f"could not prepare the probe in the {account} account: {check.detail}", check.fix)
+
+
+RECORDS_CHECK = "backup: write records"
+
+
+def records_check(container: str, record: str, write: Failure | None, delete: Failure | None, *,
+                  principal: str, setting: str) -> Check:
+    """Records are written once and never deleted by the app: only the write can fail this check.
+
+    A delete refused by an immutability policy (or by a principal without the delete right) is
+    what a write-once records container should do; it is noted, with what remains.
+    """
+    if write is not None:
+        return probe_check(RECORDS_CHECK, write, "", right=f"Storage Blob Data Contributor on the backup account "
+                           f"(or on its container {container!r})", principal=principal, setting=setting,
+                           missing_fix=f"check RECORDS_CONTAINER ({container!r}) and {setting}")
+    if delete is None:
+        return Check(RECORDS_CHECK, True, f"wrote probe record {record!r} in {container!r} and deleted it")
+    if delete.code.startswith("BlobImmutable"):  # BlobImmutableDueToPolicy (time-based retention or legal hold)
+        why = "the container's immutability policy refused its delete, as expected: records are write-once"
+    else:
+        why = f"its delete was {delete.summary}, a right the app does not need (it never deletes records)"
+    return Check(RECORDS_CHECK, True, f"wrote probe record {record!r} in {container!r}; note: {why}; the probe "
+                 f"record remains (no reader looks under {RECORD_PROBE_PREFIX!r})")
 
 
 def trigger_binding_check(binding: Mapping[str, Any] | None, env: Mapping[str, str], settings: Settings) -> Check:
@@ -538,6 +635,117 @@ def _probe_backup(settings: Settings, principal: str) -> list[Check]:
     return checks
 
 
+def _server_copy(destination: Any, url: str, name: str, size: int) -> Failure | None:
+    """The worker's own copy call; its `CopyFailed` carries the service's answer, which decides the fix."""
+    try:
+        copy_from_url(destination, url, source_name=name, blob_type="BlockBlob", size=size, metadata=PROBE_METADATA,
+                      condition={"match_condition": MatchConditions.IfMissing},
+                      deadline=Deadline.after(PROBE_COPY_SECONDS))
+    except BackupError as exc:
+        if isinstance(exc.__cause__, TYPED_FAILURES):
+            return failure_of(exc.__cause__)
+        return Failure("http", str(exc))
+    return None
+
+
+def probe_copy_path(source: BlobServiceClient, backup: BlobServiceClient, source_container: str | None, *,
+                    source_principal: str, backup_principal: str, source_setting: str,
+                    backup_setting: str) -> list[Check]:
+    """The blob engine's copy, step by step as the worker runs it, on a probe snapshot.
+
+    A probe blob (a directory marker, skipped by the scans) is snapshotted in
+    `source_container` (or in a temporary container when the account has none);
+    `signed_source_url` signs the SAS exactly as for a backup (with a token
+    credential that requests a user-delegation key); `copy_from_url` copies it
+    into a probe container of the backup account; the bytes are read back;
+    both sides are removed. Takes clients rather than settings so the
+    user-delegation path can be probed against an emulator reached by URL.
+    """
+    kind = sas_kind(source)
+    data = f"backup-doctor copy probe {_random()}".encode()
+    temporary = None if source_container else f"{PROBE_CONTAINER_PREFIX}{_random()}"
+    container = source_container or temporary
+    assert container is not None
+    blob = source.get_blob_client(container, f"{PROBE_PREFIX}{_random()}")
+    target = backup.get_container_client(f"{PROBE_CONTAINER_PREFIX}{_random()}")
+    step: CopyStep | None = None
+    failure: Failure | None = None
+    prepare = _Probe()
+    made_source = temporary is None or prepare(lambda: source.create_container(temporary)) is not None
+    created = made_source and prepare(lambda: blob.upload_blob(data, metadata=PROBE_METADATA)) is not None
+    snapshot = prepare(blob.create_snapshot) if created else None
+    if prepare.failure is not None:
+        step, failure = "source", prepare.failure
+    made_target = step is None and prepare(target.create_container) is not None
+    if step is None and not made_target:
+        step, failure = "target", prepare.failure
+    if step is None:
+        assert snapshot is not None
+        sign = _Probe()
+        url = sign(lambda: signed_source_url(source, container, blob.blob_name, snapshot["snapshot"],
+                                             timedelta(seconds=PROBE_COPY_SECONDS)))
+        if sign.failure is not None:
+            step, failure = "sign", sign.failure
+        else:
+            destination = target.get_blob_client(blob.blob_name)
+            failure = _server_copy(destination, url, blob.blob_name, len(data))
+            if failure is not None:
+                step = "copy"
+            else:
+                read = _Probe()
+                arrived = read(lambda: destination.download_blob().readall())
+                step, failure = (None, None) if arrived == data else ("verify", read.failure)
+                if read.failure is not None:
+                    step = "copy"  # the backup could not be read back: the backup account's right
+    remove = _Probe()
+    if made_target:
+        remove(target.delete_container)
+    if temporary is not None and made_source:
+        remove(lambda: source.delete_container(temporary))
+    elif created:
+        remove(lambda: blob.delete_blob(delete_snapshots="include"))
+    checks = [copy_path_check(step, failure, kind, where=f"container {target.container_name!r} of the backup account",
+                              source_principal=source_principal, backup_principal=backup_principal,
+                              source_setting=source_setting, backup_setting=backup_setting)]
+    if remove.failure is not None:
+        left = [f"probe container {target.container_name!r} in the backup account"] if made_target else []
+        left.append(f"container {temporary!r}" if temporary else f"probe blob {blob.blob_name!r} in {container!r}")
+        checks.append(Check("copy: clean up", False, f"{remove.failure.summary}; left: {', '.join(left)} "
+                            "(the scans skip them)", "delete what is left by hand"))
+    return checks
+
+
+def _probe_copy(settings: Settings, principal: Principal, earlier: Sequence[Check],
+                no_identity: set[str]) -> list[Check]:
+    """The copy path, once the source and backup probes showed both accounts take writes."""
+    if no_identity & {"source", "backup"}:
+        return not_probed("copy")
+    passed = {check.name for check in earlier if check.ok}
+    if not {"source: snapshot and lease", "backup: create container"} <= passed:
+        return not_probed("copy", "the copy needs the source and backup probes above to pass",
+                          "the source and backup checks")
+    source, backup = blob_service(settings.source), blob_service(settings.backup)
+    containers = _Probe()(lambda: _first_container_page(source)) or []
+    return probe_copy_path(source, backup, containers[0] if containers else None,
+                           source_principal=principal.source, backup_principal=principal.backup,
+                           source_setting=settings.source.setting, backup_setting=settings.backup.setting)
+
+
+def _probe_records(settings: Settings, principal: str) -> Check:
+    """Write a probe record the way every record is written (`RecordStore`), then try to delete it."""
+    record = f"{RECORD_PROBE_PREFIX}probe-{_random()}"
+    write = _Probe()
+    service: BlobServiceClient | None = write(lambda: blob_service(settings.backup))
+    store = RecordStore(service, settings.records_container) if service is not None else None
+    if store is not None:
+        write(lambda: store._create(record, {"record_kind": "doctor-probe"}, {"probe": record}))
+    delete = _Probe()
+    if store is not None and write.failure is None:
+        delete(lambda: store.container.delete_blob(record))
+    return records_check(settings.records_container, record, write.failure, delete.failure, principal=principal,
+                         setting=settings.backup.setting)
+
+
 def _probe_queues(settings: Settings, principal: str) -> list[Check]:
     """Send/receive/delete on `<queue>-doctor`; only properties of the request and poison queues."""
     setting, account = settings.queue.setting, account_label(settings.queue)
@@ -729,6 +937,9 @@ def run_doctor(env: Mapping[str, str] | None = None, *, host_json: Path = HOST_J
     report.checks.append(distinct_accounts_check(settings))
     report.checks.extend(not_probed("source") if "source" in no_identity else _probe_source(settings, principal.source))
     report.checks.extend(not_probed("backup") if "backup" in no_identity else _probe_backup(settings, principal.backup))
+    report.checks.extend(_probe_copy(settings, principal, report.checks, no_identity))
+    if "backup" not in no_identity:
+        report.checks.append(_probe_records(settings, principal.backup))
     report.checks.append(trigger_binding_check(read_trigger_binding(host_json.parent), env, settings))
     report.checks.extend(not_probed("queue") if "queue" in no_identity else _probe_queues(settings, principal.queue))
     if settings.copy_engine == "adf" and settings.adf is not None:
@@ -744,26 +955,4 @@ def run_doctor(env: Mapping[str, str] | None = None, *, host_json: Path = HOST_J
     return report
 
 
-def format_doctor(report: DoctorReport) -> str:
-    """A plain aligned table: principal first, then one line per check, its fix indented below."""
-    lines: list[str] = []
-    if report.principal is not None:
-        p = report.principal
-        lines.append("checking as:")
-        for label, who in (("source", p.source), ("backup", p.backup), ("queue", p.queue), ("adf", p.adf)):
-            if who is not None:
-                lines.append(f"  {label:<7} {who}")
-        lines.append(f"  ({p.note})")
-        lines.append("")
-    width = max(len(check.name) for check in report.checks)
-    for check in report.checks:
-        lines.append(f"{'ok' if check.ok else 'PROBLEM':<8} {check.name:<{width}}  {check.detail}")
-        if not check.ok and check.fix:
-            lines.append(f"{'':<8} {'':<{width}}  fix: {check.fix}")
-    problems = sum(not check.ok for check in report.checks)
-    lines.append("")
-    lines.append("all checks passed" if problems == 0 else f"{problems} problem(s)")
-    return "\n".join(lines)
-
-
-__all__ = ["Check", "DoctorReport", "Failure", "Principal", "format_doctor", "run_doctor"]
+__all__ = ["Check", "DoctorReport", "Failure", "Principal", "run_doctor"]

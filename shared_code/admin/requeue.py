@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass
 
 from azure.core.exceptions import DecodeError, ResourceNotFoundError
 
+from shared_code.core.logline import logline
 from shared_code.storage.clients import queue_client
+from shared_code.core.progress import NO_PROGRESS, ProgressHook
 from shared_code.core.settings import Settings
 from shared_code.storage.queue import send_creating_queue
 from shared_code.storage.failures import storage_errors
@@ -39,7 +41,8 @@ class RequeueReport:
         return asdict(self)
 
 
-def requeue_poison(settings: Settings, max_messages: int | None = None) -> RequeueReport:
+def requeue_poison(settings: Settings, max_messages: int | None = None,
+                   progress: ProgressHook = NO_PROGRESS) -> RequeueReport:
     """Move up to `max_messages` (all when None) poison messages back to the request queue.
 
     One message per receive: a message the base64 decoder rejects fails the
@@ -64,8 +67,9 @@ def requeue_poison(settings: Settings, max_messages: int | None = None) -> Reque
             try:
                 poison.delete_message(message)
             except ResourceNotFoundError:
-                log.warning("poison message %s was already gone after its copy was sent; "
-                            "its request may be queued twice (harmless)", message.id)
+                # its request may be queued twice (harmless: the worker is idempotent)
+                log.warning(logline(operation="requeue", outcome="already_gone", message=message.id))
             report.moved += 1
+            progress.advance(1)
         report.left = poison.get_queue_properties().approximate_message_count
     return report

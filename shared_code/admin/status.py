@@ -3,9 +3,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.queue import QueueClient
-
 from shared_code.core.backupable import why_unbackupable
 from shared_code.storage.clients import backup_container_client, blob_service, queue_client
 from shared_code.core.detect import backup_key, judge
@@ -15,6 +12,7 @@ from shared_code.core.settings import Settings
 from shared_code.storage.containers import lake_container_names
 from shared_code.storage.backup_keys import present_backup_keys
 from shared_code.storage.failures import storage_errors
+from shared_code.storage.queue import queue_length
 
 
 @dataclass
@@ -44,13 +42,6 @@ class LakeStatus:
                 "excluded": list(self.excluded), "message": self.message}
 
 
-def _length(client: QueueClient) -> int:
-    try:
-        return client.get_queue_properties().approximate_message_count
-    except ResourceNotFoundError:
-        return 0
-
-
 def container_status(settings: Settings, container: str) -> ContainerStatus:
     status = ContainerStatus(container)
     keys = present_backup_keys(backup_container_client(settings, container))
@@ -73,21 +64,9 @@ def lake_status(settings: Settings, container: str | None = None) -> LakeStatus:
             [container] if container else lake_container_names(blob_service(settings.source)))
         return LakeStatus(
             containers=[container_status(settings, name) for name in names],
-            queue_length=_length(queue_client(settings.queue, settings.queue_name)),
-            poison_length=_length(queue_client(settings.queue, settings.poison_queue_name)),
+            queue_length=queue_length(queue_client(settings.queue, settings.queue_name)),
+            poison_length=queue_length(queue_client(settings.queue, settings.poison_queue_name)),
             excluded=excluded,
             message=(f"container {container!r} is excluded by EXCLUDED_CONTAINERS: not looked at"
                      if container is not None and excluded else None),
         )
-
-
-def format_status(status: LakeStatus) -> str:
-    lines = [f"{'container':<24} {'blobs':>8} {'snapshot ok':>12} {'backup ok':>10} {'unbackupable':>13}"]
-    for c in status.containers:
-        lines.append(f"{c.container:<24} {c.blobs:>8} {c.snapshot_current:>12} {c.backup_current:>10} {c.unbackupable:>13}")
-    lines.append(f"queue: {status.queue_length} pending, {status.poison_length} poison")
-    if status.message:
-        lines.append(status.message)
-    elif status.excluded:
-        lines.append(f"excluded (EXCLUDED_CONTAINERS): {', '.join(status.excluded)}")
-    return "\n".join(lines)

@@ -45,6 +45,7 @@ from shared_code.storage.pages import backup_entries
 from shared_code.storage.cursor import iterate_groups, never_settled
 from shared_code.core.backupable import why_unbackupable
 from shared_code.core.naming import backup_blob_name, normalize_etag, validate_container_name
+from shared_code.core.progress import NO_PROGRESS, ProgressHook
 from shared_code.core.scan_plan import REQUEST, plan
 from shared_code.core.provenance import SOURCE_ETAG
 from shared_code.core.settings import Settings
@@ -253,7 +254,8 @@ def _hash_compare(source: BlobClient, etag: str | None, backup: BlobClient, repo
     return source_hash == backup_hash
 
 
-def verify_container(settings: Settings, container: str, deep: bool, report: VerifyReport) -> None:
+def verify_container(settings: Settings, container: str, deep: bool, report: VerifyReport,
+                     progress: ProgressHook = NO_PROGRESS) -> None:
     service = blob_service(settings.source)
     source = service.get_container_client(container)
     backup_client: ContainerClient | None = None
@@ -289,6 +291,7 @@ def verify_container(settings: Settings, container: str, deep: bool, report: Ver
             for violation in check.violations + older_versions_unprotected(container, group, backups.keys()):
                 detail = refusal if violation.kind == MISSING_BACKUP and refusal else violation.detail
                 report.violations.append(Violation(violation.container, violation.blob, violation.kind, detail))
+            hashed = report.bytes_hashed
             if check.hash_needed:
                 assert backup_client is not None  # a hash is only needed when a backup was listed
                 blob = service.get_blob_client(container, verdict.name, snapshot=check.snapshot)
@@ -299,6 +302,7 @@ def verify_container(settings: Settings, container: str, deep: bool, report: Ver
                 elif not same:
                     report.violations.append(Violation(container, verdict.name, CONTENT_MISMATCH,
                                                        f"SHA-256 of backup {name!r} differs from the source version's"))
+            progress.advance(1, bytes=report.bytes_hashed - hashed)
     except ResourceNotFoundError as exc:
         raise ContainerNotFound(f"container {container!r} does not exist in the source account") from exc
     if held and backup_client is not None:
@@ -307,7 +311,7 @@ def verify_container(settings: Settings, container: str, deep: bool, report: Ver
     report.containers += 1
 
 
-_ANY_TIME = datetime.max.replace(tzinfo=timezone.utc)  # when it is found shapes a record's window, not whether one is due
+_ANY_TIME = datetime.max.replace(tzinfo=timezone.utc)  # when it is found shapes a window, not whether one is due
 
 
 def unrecorded_deletions(container: str, versions: Mapping[str, list[CapturedVersion]],
@@ -327,8 +331,13 @@ def unrecorded_deletions(container: str, versions: Mapping[str, list[CapturedVer
     return found
 
 
-def verify_lake(settings: Settings, container: str | None = None, deep: bool = False) -> VerifyReport:
-    """Check the invariant over the source account (or one container); never raises for a violation."""
+def verify_lake(settings: Settings, container: str | None = None, deep: bool = False,
+                progress: ProgressHook = NO_PROGRESS) -> VerifyReport:
+    """Check the invariant over the source account (or one container); never raises for a violation.
+
+    `progress` is told of every blob judged and the bytes hashed for it (the total is not known
+    before the listing ends, so a display shows a count and a rate, not an ETA).
+    """
     report = VerifyReport()
     if container is not None:
         validate_container_name(container)
@@ -338,25 +347,5 @@ def verify_lake(settings: Settings, container: str | None = None, deep: bool = F
         if container is not None and not names:
             report.message = f"container {container!r} is excluded by EXCLUDED_CONTAINERS: nothing was verified"
         for name in names:
-            verify_container(settings, name, deep, report)
+            verify_container(settings, name, deep, report, progress)
     return report
-
-
-def format_report(report: VerifyReport) -> str:
-    """A summary line, then one line per violation."""
-    verdict = "clean" if report.clean else f"{len(report.violations)} violation(s)"
-    lines = [(f"{verdict}: {report.containers} container(s), {report.blobs_checked} blob(s), "
-              f"{report.backups_checked} backup(s) checked, {report.records_checked} deletion record(s), "
-              f"{report.bytes_hashed} bytes hashed")]
-    if report.message:
-        lines.append(report.message)
-    elif report.excluded:
-        lines.append(f"excluded (EXCLUDED_CONTAINERS): {', '.join(report.excluded)}")
-    if report.violations:
-        lines.append(", ".join(f"{kind}: {count}" for kind, count in report.counts().items() if count))
-    if report.changed_while_verifying:
-        lines.append(f"{report.changed_while_verifying} blob(s) changed while verifying and were not judged")
-    if report.violations:
-        lines.append(f"{'kind':<18} {'container':<24} blob: detail")
-        lines += [f"{v.kind:<18} {v.container:<24} {v.blob}: {v.detail}" for v in report.violations]
-    return "\n".join(lines)

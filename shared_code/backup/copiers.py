@@ -18,7 +18,6 @@ from azure.core import MatchConditions
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import (
     HttpResponseError,
-    ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
@@ -26,18 +25,18 @@ from azure.mgmt.datafactory import DataFactoryManagementClient
 from azure.storage.blob import BlobClient, BlobServiceClient
 
 from shared_code.core.clock import Deadline
-from shared_code.backup.copy_plan import SYNC_COPY_MAX_BYTES, ServerCopy, server_copy
+from shared_code.core.copy_plan import SYNC_COPY_MAX_BYTES
 from shared_code.core.errors import CopyFailed, DestinationChanged, SourceSuperseded
-from shared_code.backup.sas import signed_source_url
+from shared_code.core.logline import logline
+from shared_code.storage.sas import signed_source_url
+from shared_code.storage.server_copy import copy_from_url
 from shared_code.storage.snapshots import base_holds
-from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS, AdfSettings
+from shared_code.core.settings import AdfSettings
 from shared_code.core.naming import normalize_etag, quoted_etag
 
 log = logging.getLogger(__name__)
 
-BLOB_POLL_SECONDS = 2.0
 ADF_TERMINAL_FAILURES = frozenset({"Failed", "Cancelled", "Canceling"})
-DESTINATION_WRITTEN = frozenset({"BlobAlreadyExists", "ConditionNotMet"})
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,7 @@ class CopyJob:
     tags: dict[str, str] | None = None
     destination_etag: str | None = None
     reads_base: bool = False
+    tier: str | None = None  # BACKUP_ACCESS_TIER (block blobs)
 
     @property
     def source_base(self) -> BlobClient:
@@ -100,24 +100,6 @@ def discard_if_source_moved(job: CopyJob, what: str, written_etag: str | None = 
     raise SourceSuperseded(f"blob {job.blob_name!r} changed during its {what}; the unverified backup was removed")
 
 
-def wait_for_server_copy(backup: BlobClient, deadline: Deadline, poll_seconds: float | None = None) -> None:
-    """Poll an asynchronous server-side copy until it ends; abort it at the deadline."""
-    poll_seconds = BLOB_POLL_SECONDS if poll_seconds is None else poll_seconds
-    while True:
-        copy = backup.get_blob_properties().copy
-        if copy.status in (None, "success"):
-            return
-        if copy.status in ("failed", "aborted"):
-            raise CopyFailed(f"server-side copy to {backup.blob_name!r} ended {copy.status}: {copy.status_description}")
-        if deadline.expired():
-            try:
-                backup.abort_copy(copy.id)
-            except HttpResponseError as exc:
-                log.warning("could not abort the copy to %r: %s", backup.blob_name, exc.error_code)
-            raise CopyFailed(f"server-side copy to {backup.blob_name!r} did not finish in time; aborted")
-        deadline.sleep(poll_seconds)
-
-
 class BlobCopier:
     """Azure Storage's own server-side copy, always from an immutable snapshot.
 
@@ -141,26 +123,10 @@ class BlobCopier:
             job.source_service, job.container, job.blob_name, job.snapshot,
             valid_for=timedelta(seconds=deadline.remaining()),
         )
-        options: dict[str, Any] = {"metadata": job.metadata, **job.destination_condition()}
-        if job.tags:
-            options["tags"] = job.tags
-        try:
-            if server_copy(job.blob_type, job.size, self.sync_copy_max_bytes) is ServerCopy.SYNC:
-                # The service answers a synchronous copy only when it is done: wait up to the copy's deadline.
-                job.backup.start_copy_from_url(url, requires_sync=True,
-                                               read_timeout=max(DEFAULT_READ_TIMEOUT_SECONDS, deadline.remaining()),
-                                               **options)
-                return
-            job.backup.start_copy_from_url(url, **options)
-        except (ResourceExistsError, ResourceModifiedError) as exc:
-            if exc.error_code in DESTINATION_WRITTEN:
-                raise DestinationChanged(f"backup {job.backup.blob_name!r} was written by someone else meanwhile") from exc
-            raise CopyFailed(f"copy of {job.blob_name!r} failed: HTTP {exc.status_code} {exc.error_code}") from exc
-        except HttpResponseError as exc:
-            raise CopyFailed(
-                f"copy of {job.blob_name!r} failed: HTTP {exc.status_code} {exc.error_code or exc.reason}"
-            ) from exc
-        wait_for_server_copy(job.backup, deadline, self.poll_seconds)
+        copy_from_url(job.backup, url, source_name=job.blob_name, blob_type=job.blob_type, size=job.size,
+                      metadata=job.metadata, condition=job.destination_condition(), deadline=deadline,
+                      tags=job.tags, poll_seconds=self.poll_seconds, sync_copy_max_bytes=self.sync_copy_max_bytes,
+                      tier=job.tier)
 
 
 class AdfCopier:
@@ -209,7 +175,8 @@ class AdfCopier:
             ).run_id
         except HttpResponseError as exc:
             raise CopyFailed(f"could not start ADF pipeline {adf.pipeline_name!r}: HTTP {exc.status_code} {exc.reason}") from exc
-        log.info("ADF run %s started for %r", run_id, job.blob_name)
+        log.info(logline(operation="backup", outcome="adf_run_started", container=job.container, blob=job.blob_name,
+                         etag=job.etag, run=run_id))
         try:
             self._wait(run_id, deadline)
         except CopyFailed:
@@ -225,6 +192,8 @@ class AdfCopier:
             job.backup.set_blob_metadata(job.metadata, etag=written, match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError as exc:
             raise DestinationChanged(f"backup {job.backup.blob_name!r} changed after the ADF run wrote it") from exc
+        if job.tier:  # after the stamp: an archived blob's metadata can no longer be set
+            job.backup.set_standard_blob_tier(job.tier)
 
     def _wait(self, run_id: str, deadline: Deadline) -> None:
         adf = self.adf
@@ -238,6 +207,7 @@ class AdfCopier:
                 try:
                     self.client.pipeline_runs.cancel(adf.resource_group, adf.factory_name, run_id)
                 except HttpResponseError as exc:
-                    log.warning("could not cancel ADF run %s: HTTP %s", run_id, exc.status_code)
+                    log.warning(logline(operation="backup", outcome="adf_cancel_failed", run=run_id,
+                                        status=exc.status_code))
                 raise CopyFailed(f"ADF run {run_id} did not finish in time; cancelled")
             deadline.sleep(self.poll_seconds)

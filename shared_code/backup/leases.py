@@ -26,6 +26,7 @@ from azure.storage.blob import BlobClient, BlobLeaseClient
 
 from shared_code.core.clock import Deadline
 from shared_code.core.errors import SourceLeased, SourceSuperseded
+from shared_code.core.logline import logline
 from shared_code.core.naming import quoted_etag
 from shared_code.core.settings import BLOB_LEASE_SECONDS_RANGE, DEFAULT_BLOB_LEASE_SECONDS
 
@@ -65,7 +66,8 @@ def held_lease(
             except AzureError as exc:
                 # The copy goes on: every engine re-checks the source version itself,
                 # so a lost lease costs protection against writers, not correctness.
-                log.warning("lost the lease on %r (could not renew: %s)", blob.blob_name, type(exc).__name__)
+                log.warning(logline(operation="lease", outcome="lost", container=blob.container_name,
+                                    blob=blob.blob_name, error=type(exc).__name__))
                 return
 
     renewer = threading.Thread(target=renew, name="lease-renewer", daemon=True)
@@ -78,7 +80,8 @@ def held_lease(
         try:
             lease.release()
         except AzureError as exc:
-            log.warning("could not release the lease on %r (it expires by itself): %s", blob.blob_name, type(exc).__name__)
+            log.warning(logline(operation="lease", outcome="release_failed", container=blob.container_name,
+                                blob=blob.blob_name, error=type(exc).__name__))  # it expires by itself
 
 
 def wait_for_lease_end(blob: BlobClient, deadline: Deadline, poll_seconds: float | None = None) -> bool:
@@ -107,7 +110,8 @@ def wait_for_lease_end(blob: BlobClient, deadline: Deadline, poll_seconds: float
         if (lease.state == "leased" and lease.duration != "fixed") or deadline.expired():
             return False
         if not waited:
-            log.info("%r has a %s lease (another delivery copying it, or a worker that died); waiting for it to end",
-                     blob.blob_name, "breaking" if lease.state == "breaking" else "fixed")
+            # another delivery copying it, or a worker that died: the lease ends by itself
+            log.info(logline(operation="lease", outcome="waiting_for_end", container=blob.container_name,
+                             blob=blob.blob_name, lease="breaking" if lease.state == "breaking" else "fixed"))
             waited = True
         deadline.sleep(poll_seconds)

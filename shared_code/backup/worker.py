@@ -18,6 +18,7 @@ import os
 import threading
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -25,8 +26,9 @@ from azure.storage.blob import BlobClient, BlobProperties, BlobServiceClient
 
 from shared_code.storage.clients import blob_service, default_credential, queue_client
 from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline
-from shared_code.backup.copiers import AdfCopier, BlobCopier, Copier, CopyJob, wait_for_server_copy
-from shared_code.backup.copy_plan import adf_reads_base
+from shared_code.backup.copiers import AdfCopier, BlobCopier, Copier, CopyJob
+from shared_code.storage.server_copy import wait_for_server_copy
+from shared_code.core.copy_plan import adf_reads_base
 from shared_code.core.errors import (
     CopyFailed,
     DestinationChanged,
@@ -36,6 +38,7 @@ from shared_code.core.errors import (
     SourceSuperseded,
 )
 from shared_code.backup.leases import held_lease, wait_for_lease_end
+from shared_code.core.logline import logline
 from shared_code.core.messages import BackupRequest, parse_request
 from shared_code.core.naming import backup_container_name, checked_backup_blob_name, normalize_etag
 from shared_code.core.provenance import SOURCE_ETAG, backup_metadata, metadata_problem, provenance
@@ -56,6 +59,14 @@ class Outcome(str, Enum):
     ALREADY_BACKED_UP = "already_backed_up"
     SUPERSEDED = "superseded"
     POISONED = "poisoned"
+
+
+class Result(NamedTuple):
+    """How a request ended, and where its backup is (for the message's one log line)."""
+
+    outcome: Outcome
+    backup: str | None = None  # `{backup container}/{backup name}`
+    snapshot: str | None = None  # the snapshot the copy read, when it read one
 
 
 @functools.lru_cache(maxsize=8)
@@ -210,7 +221,7 @@ def _copy(copier: Copier, job: CopyJob, backup_service: BlobServiceClient, deadl
     except CopyFailed:
         if backup_service.get_container_client(container).exists():
             raise
-        log.warning("backup container %r was missing; recreating it", container)
+        log.warning(logline(operation="backup", outcome="container_recreated", backup_container=container))
         _ensure_container(backup_service, container, recheck=True)
         copier.copy(job, deadline)
 
@@ -249,7 +260,7 @@ def _metadata_for(request: BackupRequest, props: BlobProperties, snapshot: str |
 
 
 def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CLOCK,
-            server_copier: BlobCopier | None = None) -> Outcome:
+            server_copier: BlobCopier | None = None) -> Result:
     """Back up the requested version; raise (to retry) unless it is done or no copy of it is left.
 
     `server_copier` is the server-side copy (tests pass one with a small
@@ -270,10 +281,8 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
         if rounds > MAX_ROUNDS or deadline.expired():
             raise CopyFailed(f"{request.container}/{request.blob_name} kept changing under the backup; will retry")
         version = _find_version(source, request, settings.copy_engine)
-        if version is None:
-            log.info("superseded: no snapshot of %s/%s holds ETag %s and the blob is gone or rewritten",
-                     request.container, request.blob_name, request.etag)
-            return Outcome.SUPERSEDED
+        if version is None:  # no snapshot holds the ETag and the blob is gone or rewritten
+            return Result(Outcome.SUPERSEDED)
         props = version.properties
         snapshot = version.snapshot
         metadata = _metadata_for(request, props, snapshot)
@@ -285,12 +294,10 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
         try:
             state = _backup_state(backup, base, snapshot_client, request.etag, metadata, deadline)
         except DestinationChanged as exc:
-            log.info("looking again: %s", exc)
+            log.info(_step(request, "looking_again", reason=str(exc)))
             continue
         if state.done:
-            log.info("already backed up: %s/%s as %s/%s", request.container, request.blob_name, container_backup,
-                     name_backup)
-            return Outcome.ALREADY_BACKED_UP
+            return Result(Outcome.ALREADY_BACKED_UP, f"{container_backup}/{name_backup}", snapshot)
         if not reads_base and snapshot is None:
             # Copy only from an immutable snapshot, so the stamp can travel with the copy.
             try:
@@ -299,19 +306,19 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
                 continue  # rewritten since we looked: a snapshot may hold it now, or it is gone
             if snapshot is None:
                 continue
-            log.info("took snapshot %s of %s/%s to copy from", snapshot, request.container, request.blob_name)
+            log.info(_step(request, "snapshot_taken", snapshot=snapshot))
             metadata = _metadata_for(request, props, snapshot)
         job = CopyJob(
             source_service=source, container=request.container, blob_name=request.blob_name, etag=request.etag,
             size=props.size, blob_type=props.blob_type, snapshot=snapshot, backup=backup, metadata=metadata,
             tags=_version_tags(source, request, version), destination_etag=state.replaceable_etag,
-            reads_base=reads_base,
+            reads_base=reads_base, tier=settings.backup_access_tier,
         )
         copier = copier_for(settings) if reads_base else server_copier
         try:
             _copy_under_lease(job, copier, base, settings, backup_service, deadline)
         except (SourceSuperseded, DestinationChanged) as exc:
-            log.info("looking again: %s", exc)  # a snapshot may still hold the version, or a twin's backup is there
+            log.info(_step(request, "looking_again", reason=str(exc)))  # a snapshot may hold it, or a twin's backup is there
             continue
         except SourceLeased:
             # A fixed or breaking lease ends by itself (a twin delivery copying right now, or a dead
@@ -319,40 +326,55 @@ def back_up(request: BackupRequest, settings: Settings, clock: Clock = SYSTEM_CL
             if deadline.expired() or not wait_for_lease_end(base, deadline):
                 raise
             rounds -= 1  # waiting made progress: it slept until the lease ended
-            log.info("lease on %s/%s ended; checking for the backup again", request.container, request.blob_name)
+            log.info(_step(request, "lease_ended"))
             continue
-        log.info("backed up: %s/%s (ETag %s%s) to %s/%s", request.container, request.blob_name, request.etag,
-                 f", snapshot {snapshot}" if snapshot else "", container_backup, name_backup)
-        return Outcome.BACKED_UP
+        return Result(Outcome.BACKED_UP, f"{container_backup}/{name_backup}", snapshot)
 
 
-def poison(settings: Settings, body: bytes, reason: str) -> None:
+def _step(request: BackupRequest, outcome: str, **fields: str | None) -> str:
+    """A log line for a step inside one backup (the message's own line follows when it ends)."""
+    return logline(operation="backup", outcome=outcome, container=request.container, blob=request.blob_name,
+                   etag=request.etag, **fields)
+
+
+def poison(settings: Settings, body: bytes) -> None:
     """Move a message that can never succeed to `<queue>-poison`, byte for byte."""
-    log.error("poison message moved to %s: %s", settings.poison_queue_name, reason)
     send_creating_queue(queue_client(settings.queue, settings.poison_queue_name, binary=True), body)
 
 
 def handle_message(body: bytes, settings: Settings, clock: Clock = SYSTEM_CLOCK,
-                   server_copier: BlobCopier | None = None) -> Outcome:
-    """Process one decoded queue message; raise to have the host retry it."""
+                   server_copier: BlobCopier | None = None, *, message_id: str | None = None,
+                   dequeue_count: int | None = None) -> Outcome:
+    """Process one decoded queue message; raise to have the host retry it.
+
+    Logs one line per message however it ends (`operation=backup`, the outcome, the blob, its ETag, where
+    the backup is, the message and try, the duration), so an operator filters one event per delivery.
+    """
+    started = clock.monotonic()
+    request: BackupRequest | None = None
+
+    def line(outcome: str, **fields: str | None) -> str:
+        about = {} if request is None else {"container": request.container, "blob": request.blob_name,
+                                            "etag": request.etag}
+        return logline(operation="backup", outcome=outcome, **about, **fields, message=message_id,
+                       **{"try": dequeue_count}, duration_ms=(clock.monotonic() - started) * 1000)
+
     try:
         request = parse_request(body)
         with storage_errors(f"backing up {request.container}/{request.blob_name}"):
-            return back_up(request, settings, clock, server_copier)
+            result = back_up(request, settings, clock, server_copier)
     except InvalidMessage as exc:
         with storage_errors("moving a message to the poison queue"):
-            poison(settings, body, str(exc))
+            poison(settings, body)
+        log.error(line(Outcome.POISONED.value, poison_queue=settings.poison_queue_name, reason=str(exc)))
         return Outcome.POISONED
+    except Exception as exc:  # logged with the message's fields, then raised for the host to retry
+        log.error(line("failed_will_retry", error=f"{type(exc).__name__}: {exc}"))
+        raise
+    log.info(line(result.outcome.value, backup=result.backup, snapshot=result.snapshot))
+    return result.outcome
 
 
 def process_queue_message(body: bytes, message_id: str | None = None, dequeue_count: int | None = None) -> Outcome:
     """Entry point of the queue trigger: settings from the app settings, one log line per message."""
-    settings = load_settings(os.environ)
-    try:
-        outcome = handle_message(body, settings)
-    except Exception as exc:
-        log.error("message %s (try %s) failed, will be retried: %s: %s", message_id, dequeue_count,
-                  type(exc).__name__, exc)
-        raise
-    log.info("message %s (try %s): %s", message_id, dequeue_count, outcome.value)
-    return outcome
+    return handle_message(body, load_settings(os.environ), message_id=message_id, dequeue_count=dequeue_count)

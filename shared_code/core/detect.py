@@ -37,6 +37,7 @@ class ListedBlob(NamedTuple):
     # The entry's user metadata, only when it has some (None otherwise, so the common entry stays as cheap);
     # names as the listing spells them (case as stored). The scans judge it with `backupable.why_unbackupable`.
     metadata: Mapping[str, str] | None = None
+    blob_type: str | None = None  # BlockBlob / AppendBlob / PageBlob, for the copy a restore makes
 
 
 class Verdict(NamedTuple):

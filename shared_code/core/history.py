@@ -192,6 +192,19 @@ def merge_versions(from_snapshots: Iterable[CapturedVersion],
 
 
 @dataclass(frozen=True)
+class ExistingBlob:
+    """A blob at a restore's target, as its listing shows it."""
+
+    name: str
+    etag: str
+    size: int
+    md5: bytes | None = None
+    restored_etag: str | None = None  # the version an earlier restore wrote here (its stamp), if any
+    copy_incomplete: bool = False     # a copy into it failed, was aborted or is still pending
+    in_source: bool = False           # the target is the source container (in place): the blob is the lake's
+
+
+@dataclass(frozen=True)
 class DeletionRecord:
     """A blob (or, with `blob` None, a whole container) a scan found gone.
 

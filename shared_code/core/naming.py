@@ -113,6 +113,11 @@ def quoted_etag(etag: str) -> str:
     return f'"{etag}"'
 
 
+def posix_stem(blob_name: str) -> str:
+    """The part of a blob name a backup name starts with (everything before its extension)."""
+    return posixpath.splitext(blob_name)[0]
+
+
 def backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:
     """`{stem}_{last_modified}_{etag}{ext}`: one name per blob version.
 
@@ -121,7 +126,7 @@ def backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:
     `a/x.tar_<lm>_<etag>.gz`, exactly as the original app named it. `etag`
     may be quoted; scans pass listing ETags, already bare and checked.
     """
-    stem, ext = posixpath.splitext(blob_name)
+    stem, ext = posixpath.splitext(blob_name)  # posix_stem, with the extension kept
     bare = etag if etag[:1] != '"' and etag[:2] == "0x" else normalize_etag(etag)
     return f"{stem}_{_timestamp_text(last_modified)}_{bare}{ext}"
 
@@ -192,6 +197,19 @@ def parse_backup_name(backup_name: str) -> ParsedBackupName | None:
     if backup_blob_name(blob_name, last_modified, etag) != backup_name:
         return None
     return ParsedBackupName(blob_name, last_modified, etag)
+
+
+def backup_listing_prefix(prefix: str) -> str:
+    """A prefix of every backup name of every blob whose name starts with `prefix`.
+
+    A backup name keeps the blob's name up to its extension, so `a/b/` lists
+    as `a/b/`; but the extension moves to the end (`a/x.csv` is backed up as
+    `a/x_..._0x...csv`), so a prefix that reaches into a file name's dots is
+    cut before the first dot of its last segment (callers filter the parsed names).
+    """
+    head, _, last = prefix.rpartition("/")
+    dot = last.find(".")
+    return prefix if dot < 0 else (f"{head}/" if head or prefix.startswith("/") else "") + last[:dot]
 
 
 def checked_backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:

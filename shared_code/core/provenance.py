@@ -19,6 +19,11 @@ SOURCE_ETAG = "source_etag"  # present only once the backup's bytes are known to
 SOURCE_LAST_MODIFIED = "source_last_modified"
 SOURCE_SNAPSHOT = "source_snapshot"
 PROVENANCE_KEYS = (SOURCE_CONTAINER, SOURCE_BLOB, SOURCE_ETAG, SOURCE_LAST_MODIFIED, SOURCE_SNAPSHOT)
+# What a restored blob carries beside the version's own metadata: which version it is, and where it came from.
+RESTORED_ETAG = "restored_etag"
+RESTORED_LAST_MODIFIED = "restored_last_modified"
+RESTORED_FROM = "restored_from"  # "backup:{container}/{blob}" or "snapshot:{container}/{blob}?snapshot={id}"
+RESTORE_KEYS = (RESTORED_ETAG, RESTORED_LAST_MODIFIED, RESTORED_FROM)
 
 MAX_METADATA_BYTES = 8 * 1024  # Azure: names and values of all metadata together
 # What the stamp may take when the caller cannot say exactly (a scan, before any snapshot exists):
@@ -39,6 +44,18 @@ def provenance(container: str, blob_name: str, etag: str, last_modified: datetim
     if snapshot:
         values[SOURCE_SNAPSHOT] = snapshot
     return {key: encode_metadata_value(value) for key, value in values.items()}
+
+
+def restore_stamp(etag: str, last_modified: datetime, restored_from: str) -> dict[str, str]:
+    """The metadata a restore adds, so a second run knows the blob already is that version."""
+    values = {RESTORED_ETAG: etag, RESTORED_LAST_MODIFIED: str(last_modified), RESTORED_FROM: restored_from}
+    return {key: encode_metadata_value(value) for key, value in values.items()}
+
+
+def restored_metadata(user_metadata: Mapping[str, str], stamp: Mapping[str, str]) -> dict[str, str]:
+    """A restored blob's metadata: the version's own keys (an older restore stamp replaced) and the new stamp."""
+    ours = {key.lower() for key in RESTORE_KEYS}
+    return {**{k: v for k, v in user_metadata.items() if k.lower() not in ours}, **stamp}
 
 
 def metadata_bytes(metadata: Mapping[str, str]) -> int:

@@ -4,6 +4,15 @@ Names of the original app (`par_*`) are kept so an existing deployment upgrades
 in place; the newer settings are upper case. Everything is read at the first
 invocation (not at import) so a bad setting surfaces as one `SettingsError`
 naming it, never as a `KeyError` deep inside a copy.
+
+`SETTINGS` declares every name this module reads, in one place: the README,
+the Bicep and `doctor` are checked against it (tests/unit/test_infra.py), and
+the reader every parser goes through (`_get`) refuses a name that is not in it,
+so the declaration cannot fall behind the code. **Adding a setting** is one line
+in `SETTINGS` (`"NAME": "what it is for"`) plus the code that parses it with
+`_get` (or `parse_bool`, `_positive_number`, ...); then document it in README's
+Settings table and, unless infra/ sets it, list it in OPTIONAL_SETTINGS of
+tests/unit/test_infra.py.
 """
 from __future__ import annotations
 
@@ -14,10 +23,13 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Iterable, Literal, Mapping
 
-from shared_code.core.errors import SettingsError
+from shared_code.core.errors import InvalidInput, SettingsError
 from shared_code.core.naming import container_name_problem
+from shared_code.core.prices import DEFAULT_PRICES, PriceTable, parse_prices
+from shared_code.core.retention_policy import DEFAULT_MAX_REMOVE_PERCENT, RetentionPolicy, Side, parse_policy
 
 DEFAULT_QUEUE_NAME = "queuesnapshotmetadata"
 DEFAULT_BACKUP_SUFFIX = "bak"
@@ -41,6 +53,50 @@ DEFAULT_ADF_POLL_SECONDS = 10.0
 MAX_READ_TIMEOUT_SECONDS = 300.0  # the benchmark's stalled-Azurite tolerance; keep HTTP deployments at the default
 HTTP_HARD_LIMIT_SECONDS = 230.0  # Azure's load balancer ends any HTTP call after this
 ADF_SETTINGS = ("par_subscription_id", "par_resource_group_name", "par_adfv2_name", "par_adfv2_pipeline_name")
+
+# Every app setting this module reads (see the module docstring): name -> what it is for. README's
+# Settings table has the defaults and the rules.
+SETTINGS: Mapping[str, str] = MappingProxyType({
+    "SOURCE_STORAGE_CONNECTION_STRING": "the source account's connection string (keys, SAS, Azurite); wins over its name",
+    "par_storage_account_name_source": "the source account's name, reached with DefaultAzureCredential",
+    "BACKUP_STORAGE_CONNECTION_STRING": "the backup account's connection string; wins over its name",
+    "par_storage_account_name_backup": "the backup account's name, reached with DefaultAzureCredential",
+    "QUEUE_STORAGE_CONNECTION_STRING": "the request queue's account connection string; wins over its name",
+    "par_storage_account_name_queue": "the request queue's account name",
+    "par_storage_account_key_queue": "a key for par_storage_account_name_queue (else DefaultAzureCredential)",
+    "AzureWebJobsStorage": "the Functions host's connection: the queue's fallback and the trigger's account",
+    "AzureWebJobsStorage__accountName": "the host's identity-based account: the trigger's account",
+    "par_queue_name": "the request queue (also the trigger binding's %par_queue_name%)",
+    "par_subscription_id": "ADF engine: the factory's subscription",
+    "par_resource_group_name": "ADF engine: the factory's resource group",
+    "par_adfv2_name": "ADF engine: the factory",
+    "par_adfv2_pipeline_name": "ADF engine: the copy pipeline",
+    "ADF_MANAGEMENT_ENDPOINT": "ADF engine: the ARM endpoint (sovereign clouds, tests)",
+    "ADF_POLL_SECONDS": "ADF engine: seconds between looks at a pipeline run",
+    "BACKUP_COPY_ENGINE": "adf or blob",
+    "USING_BLOB_LEASE": "lease the source while a copy reads the base blob",
+    "BLOB_LEASE_SECONDS": "that lease's duration",
+    "MAX_LEASE_COPY_TIME_MINUTES": "the longest wait for one copy",
+    "BACKUP_CONTAINER_SUFFIX": "backup container = source container + suffix",
+    "SCAN_WRITE_CONCURRENCY": "parallel snapshot + enqueue writes per scan",
+    "HTTP_TIME_BUDGET_SECONDS": "how long an HTTP scan call may run before it answers with a continuation",
+    "CONTINUATION_TOKEN_KEY": "HMAC key of continuation tokens",
+    "SCAN_STATE_CONTAINER": "backup-account container of HTTP reconciliation state",
+    "RECORDS_CONTAINER": "backup-account container of deletion records, scan log and restore audits",
+    "RECONCILE_AHEAD_MAX_KEYS": "backup keys listed ahead for the next container",
+    "SCAN_LIST_PAGE_SIZE": "entries per listing page",
+    "STORAGE_READ_TIMEOUT_SECONDS": "how long one storage request attempt waits for an answer",
+    "EXCLUDED_CONTAINERS": "containers the scans and reports leave out",
+    "RESTORE_STORAGE_CONNECTION_STRING": "the connection for restore --to-account",
+    "RETENTION_SNAPSHOTS": "the standing retention policy of snapshots (prune, the retention timer)",
+    "RETENTION_BACKUPS": "the standing retention policy of backups",
+    "RETENTION_MAX_REMOVE_PERCENT": "prune's safety brake: the largest share of a container's snapshots (or backups) one run removes",
+    "PRICES_PER_GB_MONTH": "USD per GB-month per access tier, for cost estimates",
+    "BACKUP_ACCESS_TIER": "the access tier new backups are written in",
+    "STORAGE_SUBSCRIPTION_ID": "posture: the subscription of the storage accounts (management plane)",
+    "STORAGE_RESOURCE_GROUP": "posture: the backup account's resource group",
+    "SOURCE_RESOURCE_GROUP": "posture: the source account's resource group",
+})
 
 HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
 LOCAL_SETTINGS = "local.settings.json"
@@ -85,6 +141,21 @@ class AdfSettings:
     poll_seconds: float = DEFAULT_ADF_POLL_SECONDS  # between looks at a pipeline run (ADF_POLL_SECONDS)
 
 
+@dataclass(frozen=True)
+class ManagementSettings:
+    """Where the management plane (ARM) knows the two storage accounts, for the `posture` report.
+
+    Optional: without a subscription and resource group the report says
+    `unknown` for what only ARM can tell (container soft delete, public
+    access, immutability lock state) instead of guessing.
+    """
+
+    subscription_id: str | None = None
+    backup_resource_group: str | None = None  # STORAGE_RESOURCE_GROUP
+    source_resource_group: str | None = None  # SOURCE_RESOURCE_GROUP
+    endpoint: str = DEFAULT_ADF_ENDPOINT      # ADF_MANAGEMENT_ENDPOINT: one ARM endpoint for ADF and storage
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     source: StorageTarget
@@ -108,6 +179,13 @@ class Settings:
     excluded_containers: tuple[str, ...] = ()
     # RESTORE_STORAGE_CONNECTION_STRING: the connection for `restore --to-account` (keys, Azurite), when set
     restore_connection_string: str | None = field(default=None, repr=False)
+    # RETENTION_SNAPSHOTS / RETENTION_BACKUPS: the standing policies of prune and the timer (None: that side is not pruned)
+    retention_snapshots: RetentionPolicy | None = None
+    retention_backups: RetentionPolicy | None = None
+    retention_max_remove_percent: float = DEFAULT_MAX_REMOVE_PERCENT
+    prices: PriceTable = DEFAULT_PRICES  # PRICES_PER_GB_MONTH: the capacity prices status and prune estimate with
+    backup_access_tier: str | None = None  # BACKUP_ACCESS_TIER: Hot/Cool/Cold/Archive for new backups (None: the account's default)
+    management: ManagementSettings = field(default_factory=ManagementSettings)
 
     def excludes(self, container: str) -> bool:
         """Whether EXCLUDED_CONTAINERS leaves `container` out of the scans and reports."""
@@ -157,7 +235,13 @@ def parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
-    """A setting's value, with empty or blank values treated as unset."""
+    """A setting's value, with empty or blank values treated as unset.
+
+    Only declared settings can be read (a `KeyError` is a programming error): that keeps
+    `SETTINGS`, which the README and infra/ are checked against, the list of what is read.
+    """
+    if name not in SETTINGS:
+        raise KeyError(f"setting {name!r} is read but not declared in shared_code.core.settings.SETTINGS")
     value = env.get(name)
     if value is None or not value.strip():
         return None
@@ -220,16 +304,31 @@ def _adf(env: Mapping[str, str]) -> AdfSettings | None:
     missing = [name for name, value in values.items() if value is None]
     if missing:
         raise SettingsError(f"the ADF settings are incomplete: set {', '.join(missing)} too, or none of the four")
-    endpoint = (_get(env, "ADF_MANAGEMENT_ENDPOINT") or DEFAULT_ADF_ENDPOINT).rstrip("/")
-    if not endpoint.startswith("https://"):
-        raise SettingsError(f"ADF_MANAGEMENT_ENDPOINT must be an https:// URL, got {shown(endpoint)}")
     return AdfSettings(
         subscription_id=values["par_subscription_id"],  # type: ignore[arg-type]
         resource_group=values["par_resource_group_name"],  # type: ignore[arg-type]
         factory_name=values["par_adfv2_name"],  # type: ignore[arg-type]
         pipeline_name=values["par_adfv2_pipeline_name"],  # type: ignore[arg-type]
-        management_endpoint=endpoint,
+        management_endpoint=_arm_endpoint(env),
         poll_seconds=_positive_number(env, "ADF_POLL_SECONDS", DEFAULT_ADF_POLL_SECONDS),
+    )
+
+
+def _arm_endpoint(env: Mapping[str, str]) -> str:
+    endpoint = (_get(env, "ADF_MANAGEMENT_ENDPOINT") or DEFAULT_ADF_ENDPOINT).rstrip("/")
+    if not endpoint.startswith("https://"):
+        raise SettingsError(f"ADF_MANAGEMENT_ENDPOINT must be an https:// URL, got {shown(endpoint)}")
+    return endpoint
+
+
+def _management(env: Mapping[str, str]) -> ManagementSettings:
+    """The ARM coordinates of the accounts; the ADF settings' subscription and group are the defaults."""
+    backup_group = _get(env, "STORAGE_RESOURCE_GROUP") or _get(env, "par_resource_group_name")
+    return ManagementSettings(
+        subscription_id=_get(env, "STORAGE_SUBSCRIPTION_ID") or _get(env, "par_subscription_id"),
+        backup_resource_group=backup_group,
+        source_resource_group=_get(env, "SOURCE_RESOURCE_GROUP") or backup_group,
+        endpoint=_arm_endpoint(env),
     )
 
 
@@ -339,6 +438,20 @@ def _own_container(env: Mapping[str, str], setting: str, default: str, suffix: s
 _EXCLUDED = re.compile(r"^[a-z0-9-]{1,63}\*?$")
 
 
+ACCESS_TIERS = ("Hot", "Cool", "Cold", "Archive")
+
+
+def _access_tier(env: Mapping[str, str]) -> str | None:
+    """BACKUP_ACCESS_TIER, spelled as the service spells it; unset: the backup account's default tier."""
+    raw = _get(env, "BACKUP_ACCESS_TIER")
+    if raw is None:
+        return None
+    for tier in ACCESS_TIERS:
+        if raw.lower() == tier.lower():
+            return tier
+    raise SettingsError(f"BACKUP_ACCESS_TIER must be one of {', '.join(ACCESS_TIERS)}, got {shown(raw)}")
+
+
 def _excluded_containers(env: Mapping[str, str]) -> tuple[str, ...]:
     """EXCLUDED_CONTAINERS: comma-separated container names or `prefix*` patterns."""
     raw = _get(env, "EXCLUDED_CONTAINERS") or ""
@@ -348,6 +461,43 @@ def _excluded_containers(env: Mapping[str, str]) -> tuple[str, ...]:
             raise SettingsError(f"EXCLUDED_CONTAINERS: {shown(pattern)} is neither a container name nor a "
                                 "`prefix*` pattern (lowercase letters, digits, hyphens, optional trailing *)")
     return patterns
+
+
+def _list_error(name: str, raw: str, example: str, error: InvalidInput) -> SettingsError:
+    """A policy or price list always holds `=`, so `shown` would hide every value: hide only what may be a secret."""
+    if ";" in raw or "key" in raw.lower() or "sig" in raw.lower():
+        return SettingsError(f"{name} must look like {example}, got <a {len(raw)}-character value, not shown>")
+    return SettingsError(f"{name}: {error}")
+
+
+def _retention_policy(name: str, raw: str | None, side: Side) -> RetentionPolicy | None:
+    if raw is None:
+        return None
+    try:
+        return parse_policy(raw, side)
+    except InvalidInput as error:
+        raise _list_error(name, raw, "keep-last=3,keep-daily=14,min-age=7d", error) from None
+
+
+def _prices(raw: str | None) -> PriceTable:
+    if raw is None:
+        return DEFAULT_PRICES
+    try:
+        return parse_prices(raw)
+    except InvalidInput as error:
+        raise _list_error("PRICES_PER_GB_MONTH", raw, "hot=0.0184,cool=0.01", error) from None
+
+
+def _max_remove_percent(raw: str | None) -> float:
+    if raw is None:
+        return DEFAULT_MAX_REMOVE_PERCENT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 100:
+        raise SettingsError(f"RETENTION_MAX_REMOVE_PERCENT must be a number from 0 to 100, got {shown(raw)}")
+    return value
 
 
 def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) -> Settings:
@@ -402,6 +552,12 @@ def load_settings(env: Mapping[str, str], host_json: Path | None = HOST_JSON) ->
         records_container=records,
         excluded_containers=_excluded_containers(env),
         restore_connection_string=_get(env, "RESTORE_STORAGE_CONNECTION_STRING"),
+        retention_snapshots=_retention_policy("RETENTION_SNAPSHOTS", _get(env, "RETENTION_SNAPSHOTS"), "snapshot"),
+        retention_backups=_retention_policy("RETENTION_BACKUPS", _get(env, "RETENTION_BACKUPS"), "backup"),
+        retention_max_remove_percent=_max_remove_percent(_get(env, "RETENTION_MAX_REMOVE_PERCENT")),
+        prices=_prices(_get(env, "PRICES_PER_GB_MONTH")),
+        backup_access_tier=_access_tier(env),
+        management=_management(env),
         ahead_max_keys=int(_positive_number(env, "RECONCILE_AHEAD_MAX_KEYS", DEFAULT_AHEAD_MAX_KEYS, integer=True)),
         list_page_size=_list_page_size(env),
     )

@@ -140,6 +140,7 @@ def start_azurite(
     blob_port: int | None = None,
     queue_port: int | None = None,
     log_path: str | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> AzuriteInstance:
     """Start Azurite (blob + queue) and wait until both ports answer.
 
@@ -147,6 +148,8 @@ def start_azurite(
     `--inMemoryPersistence` together with `--location`, so the process runs from
     a scratch working directory instead. With `location` the data is on disk
     there, and `pause()` + `resume()` emulate storage going down and coming back.
+    `extra_args` go to Azurite as they are (e.g. `--oauth basic --cert ... --key ...`
+    for HTTPS with bearer tokens, which user-delegation SASs need).
     """
     if shutil.which("node") is None:
         raise AzuriteUnavailable("Node.js is not installed (node not found on PATH)")
@@ -162,6 +165,7 @@ def start_azurite(
         "--skipApiVersionCheck",
         "--disableTelemetry",
         "--silent",
+        *extra_args,
     ]
     owns = False
     if location is None:

@@ -34,6 +34,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, QueueMessage as StorageQueueMessage
 
 from shared_code.core.counters import LockedCounters
+from shared_code.core.logline import logline
 from shared_code.core.settings import timespan_seconds
 
 log = logging.getLogger("shared_code.host")
@@ -156,7 +157,7 @@ class QueueTriggerRunner:
     def _invoke(self, message: StorageQueueMessage) -> None:
         started = time.monotonic()
         invocation = uuid.uuid4()
-        outcome = "Succeeded"
+        outcome, error = "Succeeded", None
         try:
             try:
                 body = base64.b64decode(message.content, validate=True)
@@ -168,12 +169,13 @@ class QueueTriggerRunner:
             self.queue.delete_message(message)
             self.stats.add(succeeded=1)
         except Exception as exc:  # the host catches everything a function raises, and so must we
-            outcome = f"Failed ({type(exc).__name__}: {exc})"
+            outcome, error = "Failed", f"{type(exc).__name__}: {exc}"
             self.stats.failure(f"{type(exc).__name__}: {exc}")
             self._after_failure(message)
         finally:
-            log.info("%s id=%s message=%s try=%s %.0f ms %s", self.spec.name, invocation, message.id,
-                     message.dequeue_count, (time.monotonic() - started) * 1000, outcome)
+            log.info(logline(operation="invoke", outcome=outcome, function=self.spec.name, id=invocation,
+                             message=message.id, **{"try": message.dequeue_count},
+                             duration_ms=(time.monotonic() - started) * 1000, error=error))
             with self._active_lock:
                 self._active -= 1
             self._in_flight.release()
@@ -183,8 +185,8 @@ class QueueTriggerRunner:
             self.poison.send_message(message.content)
             self.queue.delete_message(message)
             self.stats.add(poisoned=1)
-            log.error("%s: message %s moved to %s after %s tries", self.spec.name, message.id,
-                      self.poison.queue_name, message.dequeue_count)
+            log.error(logline(operation="invoke", outcome="poisoned", function=self.spec.name, message=message.id,
+                              poison_queue=self.poison.queue_name, tries=message.dequeue_count))
         else:
             self.queue.update_message(message, visibility_timeout=int(self.options.visibility_timeout))
 
@@ -290,8 +292,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers.setdefault("Content-Type", response.mimetype or "text/plain")
             self._reply(response.status_code, response.get_body(), headers)
             outcome = str(response.status_code)
-        log.info("%s id=%s %s %.0f ms %s", spec.name, uuid.uuid4(), self.command,
-                 (time.monotonic() - started) * 1000, outcome)
+        log.info(logline(operation="http", outcome=outcome, function=spec.name, method=self.command,
+                         duration_ms=(time.monotonic() - started) * 1000))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _dispatch
 

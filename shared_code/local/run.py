@@ -4,7 +4,9 @@
 2. starts Azurite with the two accounts those settings name (data in `.azurite/`), unless one answers;
 3. starts the local Functions host on port 7071;
 4. seeds a small demo lake when the source account is empty, calls the producer over HTTP,
-   lets the queue trigger copy the backups and prints a per-container summary;
+   lets the queue trigger copy the backups (one progress display on a terminal) and prints a
+   per-container summary; every log line goes to `<data>/run.log`, and to the terminal only
+   with `--verbose` (warnings and errors always);
 5. serves until Ctrl-C (or, with `--once`, checks that every blob has a current snapshot and a
    byte-identical backup and exits 0 only then), and stops what it started.
 """
@@ -28,10 +30,12 @@ from azure.storage.blob import BlobServiceClient
 
 from shared_code.storage.clients import blob_service
 from shared_code.core.settings import connection_string_parts, load_local_settings, load_settings
-from shared_code.admin.status import format_status, lake_status
-from shared_code.admin.verify import format_report, verify_lake
+from shared_code.admin.status import lake_status
+from shared_code.admin.verify import verify_lake
 from shared_code.local.azurite import AzuriteInstance, AzuriteUnavailable, start_azurite
 from shared_code.local.functions_host import APP_ROOT, LocalFunctionsHost
+from shared_code.terminal import screen
+from shared_code.terminal.tables import status_table, verify_table
 
 log = logging.getLogger("shared_code.run")
 
@@ -99,15 +103,58 @@ def wait_for_queue(host: LocalFunctionsHost, timeout: float) -> None:
     raise TimeoutError(f"the queue was not drained within {timeout:.0f} s")
 
 
+TRY_NEXT = """Try next (Ctrl-C to stop):
+  curl '{api}/HttpSnapshotIncBackupContainerProducer?container=raw'
+  curl -X POST '{api}/HttpSnapshotIncBackupStorageReconciliation' -d '{{}}'
+  .venv/bin/python -m shared_code status"""
+
+
+def route_logs(log_path: Path, verbose: bool) -> None:
+    """Every log line to the session's file; on the terminal only warnings, or everything with --verbose.
+
+    The per-invocation and per-blob lines are what a person debugging wants and what buries the
+    summary for everyone else (three lines per demo blob), so they go to the file by default.
+    """
+    file_handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setLevel(logging.INFO if verbose else logging.WARNING)
+    if not verbose:
+        # The local host's queue client keeps requests' 10 connections while the trigger runs 16 invocations:
+        # urllib3 warns on every connection it drops. A performance note about this stand-in, kept in the file.
+        terminal.addFilter(lambda record: record.name != "urllib3.connectionpool")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        handlers=[file_handler, terminal], force=True)
+    terminal.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logging.getLogger("azure").setLevel(logging.WARNING)
+
+
+def protect_demo_lake(host: LocalFunctionsHost, api: str, source: BlobServiceClient) -> None:
+    """Seed the demo lake, call the producer per container, let the queue trigger back everything up.
+
+    One progress display for all of it, counting the backups the queue trigger completes.
+    """
+    total = seed(source)
+    print(f"Seeded a demo lake: {total} blobs in {', '.join(LAKE)}", flush=True)
+    with screen.progress(plain=False, total=total, unit="backups", description="protecting the demo lake") as bar:
+        bar.follow(lambda: sum(r.stats.succeeded for r in host.runners))
+        for container in LAKE:
+            body = call(f"{api}/HttpSnapshotIncBackupContainerProducer?container={container}")
+            bar.note(f"producer {container}: scanned {body['scanned']}, snapshots {body['snapshots_created']}, "
+                     f"backup requests {body['backup_requests']}")
+        wait_for_queue(host, DRAIN_TIMEOUT_SECONDS)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__.splitlines()[0])
     parser.add_argument("--once", action="store_true", help="seed, back up, check, print the summary and exit")
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--settings", type=Path, default=APP_ROOT / "local.settings.json")
     parser.add_argument("--data", type=Path, default=APP_ROOT / ".azurite")
+    parser.add_argument("--verbose", action="store_true", help="show every log line here too, not only in the log file")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    args.data.mkdir(parents=True, exist_ok=True)
+    log_path = args.data / "run.log"
+    route_logs(log_path, args.verbose)
     if not args.settings.exists():
         shutil.copyfile(APP_ROOT / "local.settings.json.example", args.settings)
         print(f"Wrote {args.settings} from local.settings.json.example")
@@ -122,27 +169,23 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(os.environ)
         host = LocalFunctionsHost(port=args.port).start()
         api = f"{host.url}/api"
+        queues = ", ".join(r.queue.queue_name for r in host.runners)
+        print(f"Functions on {api}/ ({len(host.http.http_functions)} HTTP triggers; queue trigger on {queues})")
+        print(f"Log: {log_path}" + ("" if args.verbose else " (--verbose shows it here too)"), flush=True)
         source = blob_service(settings.source)
         if not any(True for _ in source.list_containers()):
-            print(f"Seeded a demo lake: {seed(source)} blobs in {', '.join(LAKE)}")
-            for container in LAKE:
-                body = call(f"{api}/HttpSnapshotIncBackupContainerProducer?container={container}")
-                print(f"producer {container}: scanned {body['scanned']}, snapshots {body['snapshots_created']}, "
-                      f"backup requests {body['backup_requests']}")
+            protect_demo_lake(host, api, source)
         wait_for_queue(host, DRAIN_TIMEOUT_SECONDS)
         status = lake_status(settings)
-        print(format_status(status))
+        screen.show(status_table(status.as_dict()), plain=False)
         if args.once:
             report = verify_lake(settings)  # the invariant every fault test ends with: snapshot + identical backup
             if not report.clean:
-                print(format_report(report))
+                screen.show(verify_table(report.as_dict()), plain=False)
             ok = status.fully_protected and report.clean and status.poison_length == 0
             print("OK: every blob has a current snapshot and a byte-identical backup" if ok else "FAILED")
             return 0 if ok else 1
-        print(f"\nTry next (Ctrl-C to stop):\n"
-              f"  curl '{api}/HttpSnapshotIncBackupContainerProducer?container=raw'\n"
-              f"  curl -X POST '{api}/HttpSnapshotIncBackupStorageReconciliation' -d '{{}}'\n"
-              f"  .venv/bin/python -m shared_code status", flush=True)
+        print("\n" + TRY_NEXT.format(api=api), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:

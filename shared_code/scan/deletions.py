@@ -25,7 +25,8 @@ from typing import Callable
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
-from shared_code.core.history import DeletionRecord, ScanRun, container_deletion_of, deletion_of
+from shared_code.core.history import DeletionRecord, ScanRun, container_deletion_of, deletion_of, utc_text
+from shared_code.core.logline import logline
 from shared_code.core.naming import container_name_problem
 from shared_code.core.settings import Settings
 from shared_code.storage.clients import backup_container_client, blob_service, record_store
@@ -59,7 +60,9 @@ def record_deletions(settings: Settings, container: str, prefix: str | None, mis
             record = deletion_of(container, name, versions[name], records, scans, found_at)
             if record is not None and store.add_deletion(record):
                 written += 1
-                log.info("%s/%r deleted %s", container, name[:200], record.window_text())
+                log.info(logline(operation="reconcile", outcome="deletion_recorded", container=container,
+                                 blob=name[:200], etag=record.etag, existed_until=utc_text(record.existed_until),
+                                 missing_since=utc_text(record.missing_since)))
         return written
     except AzureError as exc:
         error(container, f"could not write deletion records: {describe_storage_failure(exc)}")
@@ -133,5 +136,6 @@ def _record_gone(settings: Settings, store: RecordStore, container: str, records
     record = container_deletion_of(container, newest, records, scans, found_at)
     if record is None or not store.add_deletion(record):
         return 0
-    log.warning("source container %r deleted %s; its backups remain", container, record.window_text())
+    log.warning(logline(operation="reconcile", outcome="container_deletion_recorded", container=container,
+                        existed_until=utc_text(record.existed_until), missing_since=utc_text(record.missing_since)))
     return 1

@@ -32,9 +32,10 @@ from shared_code.core.history import ScanRun
 from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
 from shared_code.storage.pages import PageReader
 from shared_code.storage.cursor import Position, iterate_groups, never_settled, start_reading
+from shared_code.core.logline import logline
 from shared_code.core.messages import BackupRequest
 from shared_code.core.naming import backup_blob_name, backup_container_name, validate_container_name, validate_prefix
-from shared_code.scan.pool import BoundedPool
+from shared_code.core.pool import BoundedPool
 from shared_code.core.scan_plan import REQUEST, SNAPSHOT, Action, plan
 from shared_code.core.settings import Settings
 from shared_code.storage.containers import lake_container_names
@@ -111,7 +112,8 @@ class ScanReport(LockedCounters):
 
     def not_backupable(self, container: str, action: Action) -> None:
         """Count a version the worker would refuse; list the first UNBACKUPABLE_LISTED of them."""
-        log.warning("%s/%r cannot be backed up: %s", container, action.name[:200], action.reason)
+        log.warning(logline(operation="scan", outcome="unbackupable", container=container, blob=action.name[:200],
+                            etag=action.etag, reason=action.reason))
         with self._lock:
             self.unbackupable += 1
             if len(self.unbackupable_blobs) < UNBACKUPABLE_LISTED:
@@ -198,7 +200,8 @@ class _Scan:
         entry would claim it judged every name.
         """
         if self.resumable is not None and self.resumable.lost:
-            log.warning("reconciliation state of %r was gone: deletions not judged by this scan", self.container)
+            log.warning(logline(operation="reconcile", outcome="deletions_not_judged", container=self.container,
+                                reason="the chain's saved state is gone"))
             return
         found_at = self.now()
         if self.held:
@@ -298,7 +301,8 @@ class _Scan:
             self.report.error(self.container, str(exc), blob=action.name)
             return
         if taken is None:
-            log.info("blob %r was deleted before its snapshot; nothing to back up", action.name)
+            log.info(logline(operation=self.mode, outcome="vanished", container=self.container, blob=action.name,
+                             etag=action.etag))  # deleted before its snapshot: nothing to back up
             self.report.add(vanished=1)
             return
         self.report.add(snapshots_created=1)
@@ -319,8 +323,9 @@ class _Scan:
             self.source.get_blob_client(blob.blob_name, snapshot=snapshot).delete_blob()
             self.report.add(snapshots_created=-1)
         except AzureError as exc:
-            log.error("could not remove snapshot %s of %r after its backup request failed (%s); "
-                      "reconciliation will request its backup", snapshot, blob.blob_name, type(exc).__name__)
+            # reconciliation will request its backup
+            log.error(logline(operation=self.mode, outcome="snapshot_left_unrequested", container=self.container,
+                              blob=blob.blob_name, snapshot=snapshot, error=type(exc).__name__))
 
     def _request(self, name: str, etag: str, snapshot: str | None) -> None:
         self.sender.send(BackupRequest(container=self.container, blob_name=name, etag=etag, snapshot=snapshot))
@@ -342,7 +347,7 @@ def _left_out(settings: Settings, container: str, report: ScanReport) -> bool:
         return False
     report.excluded = [container]
     report.message = f"container {container!r} is excluded by EXCLUDED_CONTAINERS: nothing was scanned"
-    log.info("%s", report.message)
+    log.info(logline(operation="scan", outcome="excluded", container=container))
     return True
 
 
@@ -528,9 +533,9 @@ def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: 
         return _Scan(settings, name, "reconcile", report, progress, backups_ahead, state, started, now).run(
             None, start, deadline, first_page, on_last_page)
     except ContainerVanished:
-        log.warning("container %r was deleted while it was reconciled; the rest of it skipped", name)
+        log.warning(logline(operation="reconcile", outcome="container_vanished", container=name))  # rest skipped
     except ContainerNotFound:
-        log.info("container %r was deleted during reconciliation; skipped", name)
+        log.info(logline(operation="reconcile", outcome="container_gone", container=name))  # skipped
     except StorageUnavailable:
         raise
     except BackupError as exc:

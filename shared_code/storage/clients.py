@@ -9,8 +9,10 @@ storage is down, instead of answering 503.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import json
 import random
 import threading
 from typing import Any, Iterator
@@ -18,8 +20,10 @@ from urllib.parse import urlsplit
 
 import requests
 from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import AzureError
 from azure.core.pipeline.transport import RequestsTransport
 from azure.identity import DefaultAzureCredential
+from azure.mgmt.storage import StorageManagementClient
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azure.storage.blob import ExponentialRetry as BlobExponentialRetry
 from azure.storage.queue import (
@@ -34,7 +38,7 @@ from requests.adapters import HTTPAdapter
 
 from shared_code.storage.records import RecordStore
 from shared_code.core.naming import backup_container_name
-from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS, Settings, StorageTarget
+from shared_code.core.settings import DEFAULT_READ_TIMEOUT_SECONDS, ManagementSettings, Settings, StorageTarget
 
 # Retries per request (the storage SDK's counters; each limits its own kind, RETRY_TOTAL all kinds together).
 RETRY_TOTAL = 4
@@ -192,10 +196,36 @@ def blob_service(target: StorageTarget) -> BlobServiceClient:
                              **client_options(read_timeout_seconds=target.read_timeout_seconds))
 
 
+def storage_management_client(management: ManagementSettings) -> StorageManagementClient:
+    """ARM reads of the accounts (`posture`): the ADF client's rules, one endpoint (ADF_MANAGEMENT_ENDPOINT)
+    and its `/.default` scope, so sovereign clouds and the test double work the same way."""
+    return StorageManagementClient(default_credential(), management.subscription_id or "",
+                                   base_url=management.endpoint,
+                                   credential_scopes=[f"{management.endpoint}/.default"])
+
+
 def backup_container_client(settings: Settings, source_container: str) -> ContainerClient:
     """The backup container of a source container; InvalidInput if its name would be invalid (too long)."""
     return blob_service(settings.backup).get_container_client(
         backup_container_name(source_container, settings.backup_container_suffix))
+
+
+def principal_name(service: BlobServiceClient) -> str:
+    """Who a client acts as, for audit records: the key's account, or the token's identity (never the token)."""
+    credential = service.credential
+    account_key = getattr(credential, "account_key", None)
+    if account_key:
+        return f"shared key of account {getattr(credential, 'account_name', service.account_name)}"
+    if credential is None or not hasattr(credential, "get_token"):
+        return "a SAS token"
+    try:
+        token = credential.get_token("https://storage.azure.com/.default").token
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (AzureError, IndexError, ValueError) as exc:
+        return f"an Entra ID identity (its claims could not be read: {type(exc).__name__})"
+    who = claims.get("upn") or claims.get("unique_name") or claims.get("appid") or "unknown"
+    return f"{who} (object id {claims.get('oid', 'unknown')})"
 
 
 def record_store(settings: Settings) -> RecordStore:

@@ -133,6 +133,7 @@ def listed_blob(blob: ET.Element) -> ListedBlob:
         size=int(properties.findtext("Content-Length") or 0),
         md5=b64decode(md5) if (md5 := properties.findtext("Content-MD5")) else None,
         metadata=metadata or None,  # an empty <Metadata/> (no user metadata) keeps the entry's default
+        blob_type=properties.findtext("BlobType") or None,
     )
 
 
@@ -153,6 +154,10 @@ class BackupEntry(NamedTuple):
     created: datetime | None = None
     blob_type: str = "BlockBlob"
     access_tier: str | None = None
+    tier_changed: datetime | None = None      # AccessTierChangeTime (early-deletion charges count from it)
+    immutable_until: datetime | None = None   # version-level immutability (include=immutabilitypolicy)
+    legal_hold: bool = False                  # include=legalhold
+    etag: str | None = None                   # the backup blob's own ETag (deletes are conditional on it)
 
 
 def complete_backup_entry(blob: ET.Element) -> BackupEntry | None:
@@ -162,10 +167,16 @@ def complete_backup_entry(blob: ET.Element) -> BackupEntry | None:
     if name is None or properties is None:
         return None
     md5 = properties.findtext("Content-MD5")
-    created = properties.findtext("Creation-Time")
+    created, changed, until = (properties.findtext(key) for key in
+                               ("Creation-Time", "AccessTierChangeTime", "ImmutabilityPolicyUntilDate"))
     return BackupEntry(name, int(properties.findtext("Content-Length") or 0), b64decode(md5) if md5 else None,
-                       _metadata(blob) or {}, _http_date(created) if created else None,
-                       properties.findtext("BlobType") or "BlockBlob", properties.findtext("AccessTier"))
+                       _metadata(blob) or {}, created=_http_date(created) if created else None,
+                       blob_type=properties.findtext("BlobType") or "BlockBlob",
+                       access_tier=properties.findtext("AccessTier") or None,
+                       tier_changed=_http_date(changed) if changed else None,
+                       immutable_until=_http_date(until) if until else None,
+                       legal_hold=(properties.findtext("LegalHold") or "").lower() == "true",
+                       etag=normalize_etag(properties.findtext("Etag") or ""))
 
 
 def name_marker_restart(body: bytes, marker: str) -> str | None:
@@ -270,9 +281,14 @@ def backup_name_pages(container: ContainerClient, marker: str | None = None,
                 return
 
 
-def backup_entries(container: ContainerClient, page_size: int = 5000) -> Iterator[BackupEntry]:
-    """The complete backups of a backup container with what `verify` judges (raw pages, as the scans read)."""
-    with PageReader(container, None, "metadata,copy") as reader:
+BACKUP_INCLUDE = "metadata,copy"
+RETENTION_INCLUDE = "metadata,copy,immutabilitypolicy,legalhold"  # prune must see what the service would refuse
+
+
+def backup_entries(container: ContainerClient, page_size: int = 5000, prefix: str | None = None,
+                   include: str = BACKUP_INCLUDE) -> Iterator[BackupEntry]:
+    """The complete backups of a backup container (under `prefix`) with what `verify`, restore and prune judge."""
+    with PageReader(container, prefix, include) as reader:
         marker: str | None = None
         while True:
             blobs, marker = reader.read(marker, page_size)

@@ -23,6 +23,14 @@ def send_creating_queue(queue: QueueClient, content: str | bytes, lock: threadin
         queue.send_message(content)
 
 
+def queue_length(queue: QueueClient) -> int:
+    """Approximate number of messages; a queue that does not exist yet holds none."""
+    try:
+        return queue.get_queue_properties().approximate_message_count
+    except ResourceNotFoundError:
+        return 0
+
+
 class RequestSender:
     """Puts backup requests on the request queue."""
 

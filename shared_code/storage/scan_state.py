@@ -45,6 +45,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient
 
+from shared_code.core.logline import logline
 from shared_code.core.detect import BACKUP_KEY_BYTES
 from shared_code.core.naming import quoted_etag
 
@@ -135,13 +136,14 @@ class ScanStateStore:
         try:
             data = self._blob(source_container, scan_id).download_blob().readall()
         except ResourceNotFoundError:
-            log.info("reconciliation state %s/%s is gone; listing the backups again", source_container, scan_id)
+            log.info(logline(operation="reconcile", outcome="state_gone", container=source_container,
+                             scan=scan_id))  # the backups are listed again
             return None
         try:
             return decode_state(data)
         except ValueError as exc:
-            log.warning("reconciliation state %s/%s cannot be read (%s); listing the backups again",
-                        source_container, scan_id, exc)
+            log.warning(logline(operation="reconcile", outcome="state_unreadable", container=source_container,
+                                scan=scan_id, error=str(exc)))  # the backups are listed again
             return None
 
     def save(self, source_container: str, scan_id: str, state: KeyState, new_keys: Sequence[bytes],
@@ -197,5 +199,6 @@ class ScanStateStore:
         except ResourceNotFoundError:
             return 0
         if removed:
-            log.info("removed %d stale reconciliation state blob(s) of %s", removed, source_container or "the account")
+            log.info(logline(operation="reconcile", outcome="stale_state_removed", container=source_container,
+                             removed=removed))
         return removed

@@ -19,12 +19,16 @@ from shared_code.scan.continuation import MAX_TOKEN_CHARS
 from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, SettingsError, StorageUnavailable
 from shared_code.scan.scanner import ScanReport, produce, reconcile
 from shared_code.core.clock import SYSTEM_CLOCK, Clock
+from shared_code.core.logline import logline
 from shared_code.core.settings import Settings, load_settings
 from shared_code.storage.failures import describe_storage_failure
 
 log = logging.getLogger(__name__)
 
 MAX_PARAMETER_CHARS = 2048
+# The counts of a scan call's one log line (the answer lists the errors and unbackupable blobs themselves).
+LOGGED_COUNTS = ("scanned", "snapshots_created", "backup_requests", "vanished", "containers_vanished",
+                 "unbackupable", "error_count")
 STATUS_BY_ERROR: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidInput, 400),
     (ContainerNotFound, 404),
@@ -84,13 +88,14 @@ def run_scan(
         report = scan(load_settings(os.environ), params)
     except BackupError as exc:
         status = _error_status(exc)
-        log.log(logging.WARNING if status < 500 else logging.ERROR, "%s refused (%s): %s", operation, status, exc)
+        log.log(logging.WARNING if status < 500 else logging.ERROR,
+                logline(operation=operation, outcome="refused", status=status, error=str(exc)))
         return json_response(status, {"status": "error", "operation": operation, "error": str(exc)})
     except AzureError as exc:  # authentication, or an answer the code did not expect
-        log.error("%s failed: %s", operation, describe_storage_failure(exc))
+        log.error(logline(operation=operation, outcome="failed", status=500, error=describe_storage_failure(exc)))
         return json_response(500, {"status": "error", "operation": operation, "error": describe_storage_failure(exc)})
     except Exception:  # the last line of defence: an answer without a stack trace, the trace in the log
-        log.exception("%s failed unexpectedly", operation)
+        log.exception(logline(operation=operation, outcome="failed_unexpectedly", status=500))
         return json_response(500, {"status": "error", "operation": operation,
                                    "error": "internal error; the function's log has the details"})
     status, outcome = answer_status(report.error_count, report.continuation is not None)
@@ -99,7 +104,9 @@ def run_scan(
     body.update(report.as_dict())
     body["error_count"] = report.error_count
     body["duration_seconds"] = round(time.monotonic() - started, 3)
-    log.info("%s: %s", operation, {k: v for k, v in body.items() if k not in ("errors", "unbackupable_blobs")})
+    log.info(logline(operation=operation, outcome=outcome, status=status, container=params.get("container"),
+                     prefix=params.get("prefix"), **{key: body[key] for key in LOGGED_COUNTS},
+                     complete=report.complete, duration_ms=(time.monotonic() - started) * 1000))
     return json_response(status, body)
 
 

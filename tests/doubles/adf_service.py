@@ -72,7 +72,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -159,6 +159,47 @@ class RecordedRun:
         return body
 
 
+class HttpsDouble:
+    """Lifecycle shared by the ARM doubles: certificates in a temporary folder, HTTPS on a free
+    loopback port, every request routed to the subclass's ``_handle`` (see ``serve_https``).
+
+    Subclasses set ``_server``, ``_thread`` and ``_tmpdir`` to None in ``__init__``.
+    """
+
+    serving_name = "fake-https"
+    endpoint = ca_cert_path = ca_bundle_path = ""
+    _server: "_TlsThreadingHTTPServer | None"
+    _thread: threading.Thread | None
+    _tmpdir: str | None
+
+    def start(self: _D) -> _D:
+        """Generate the certificates, bind a free loopback port and serve HTTPS."""
+        if self._server is None:
+            self._tmpdir = tempfile.mkdtemp(prefix=f"{self.serving_name}-")
+            self._server, self._thread, self.endpoint, self.ca_cert_path, self.ca_bundle_path = serve_https(
+                self, Path(self._tmpdir), self.serving_name)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and delete the certificate files; safe to call twice."""
+        server, self._server = self._server, None
+        stop_serving(server, self._thread)
+        self._thread = None
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def __enter__(self: _D) -> _D:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+_D = TypeVar("_D", bound=HttpsDouble)
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """Every HTTP request that reached the double, for assertions on rejected calls."""
@@ -170,7 +211,7 @@ class RecordedRequest:
     had_authorization: bool
 
 
-class FakeAdfService:
+class FakeAdfService(HttpsDouble):
     """HTTPS imitation of one ADF factory with one pipeline, copying blobs on Azurite.
 
     Attributes (after ``start()``):
@@ -184,6 +225,8 @@ class FakeAdfService:
         hang_runs: while True, runs stay ``InProgress`` however often they are polled.
         polls_before_done: GETs answered ``InProgress`` before a run completes.
     """
+
+    serving_name = "fake-adf"
 
     def __init__(
         self,
@@ -240,43 +283,6 @@ class FakeAdfService:
         """The recorded run with this id (KeyError if unknown)."""
         with self._lock:
             return self._runs_by_id[run_id]
-
-    # -- lifecycle -----------------------------------------------------------------
-    def start(self) -> "FakeAdfService":
-        """Generate the certificates, bind a free loopback port and serve HTTPS."""
-        if self._server is not None:
-            return self
-        self._tmpdir = tempfile.mkdtemp(prefix="fake-adf-")
-        cert_path, key_path, self.ca_cert_path, self.ca_bundle_path = _write_certificates(Path(self._tmpdir))
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(cert_path, key_path)
-        server = _TlsThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self), context)
-        self._server = server
-        port = server.server_address[1]
-        self.endpoint = f"https://127.0.0.1:{port}"
-        self._thread = serve_in_thread(server, f"fake-adf-{port}")
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and delete the certificate files; safe to call twice."""
-        server, self._server = self._server, None
-        stop_serving(server, self._thread)
-        self._thread = None
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
-
-    def __enter__(self) -> "FakeAdfService":
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- request handling ----------------------------------------------------------
     def _handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
@@ -564,7 +570,22 @@ class _TlsThreadingHTTPServer(ThreadingHTTPServer):
             pass
 
 
-def _make_handler(double: FakeAdfService) -> type[BaseHTTPRequestHandler]:
+def serve_https(double: Any, directory: Path, name: str) -> tuple[_TlsThreadingHTTPServer, threading.Thread, str, str, str]:
+    """Serve `double._handle(method, path, headers, body) -> (status, JSON or None)` over HTTPS on a free port.
+
+    Shared by the ARM doubles. Certificates go to `directory`. Returns (server,
+    thread, endpoint, CA certificate path, CA bundle path: the CA plus certifi's roots).
+    """
+    cert_path, key_path, ca_cert_path, ca_bundle_path = _write_certificates(directory)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_path, key_path)
+    server = _TlsThreadingHTTPServer(("127.0.0.1", 0), _make_handler(double), context)
+    port = server.server_address[1]
+    return server, serve_in_thread(server, f"{name}-{port}"), f"https://127.0.0.1:{port}", ca_cert_path, ca_bundle_path
+
+
+def _make_handler(double: Any) -> type[BaseHTTPRequestHandler]:
     """A handler class bound to one double instance (http.server wants a class)."""
 
     class Handler(BaseHTTPRequestHandler):

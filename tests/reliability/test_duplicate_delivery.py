@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 from concurrent.futures import Future
 
@@ -69,7 +70,7 @@ def test_concurrent_duplicates_with_overlapping_adf_runs(adf_lake, monkeypatch: 
     deliveries = deliver_concurrently(body)
     if lease == "true":
         wait_until(lambda: any(d.done() for d in deliveries) or (
-            len(adf.runs) == 1 and any("has a fixed lease" in r.getMessage() for r in caplog.records)),
+            len(adf.runs) == 1 and any("outcome=waiting_for_end" in r.getMessage() and "lease=fixed" in r.getMessage() for r in caplog.records)),
             "one delivery copies and its twin waits for the lease")
     else:
         wait_until(lambda: any(d.done() for d in deliveries) or len(adf.runs) == 2, "both deliveries run a copy")
@@ -81,7 +82,8 @@ def test_concurrent_duplicates_with_overlapping_adf_runs(adf_lake, monkeypatch: 
     assert lake.queue_length(poison=True) == 0
     verdict = lake_verdict(lake.settings)
     assert verdict == "clean"
-    outcomes = sorted(m.split(": ")[-1] for m in (r.getMessage() for r in caplog.records) if m.startswith("message same-message"))
+    outcomes = sorted(re.search(r" outcome=(\S+)", m).group(1) for m in (r.getMessage() for r in caplog.records)  # type: ignore[union-attr]
+                      if m.startswith("operation=backup ") and " message=same-message " in m)
     record(f"duplicate delivery, concurrent, ADF engine (lease {'on' if lease == 'true' else 'off'})", tries=2,
            outcome=f"{len(adf.runs)} ADF run(s), outcomes {', '.join(outcomes)}; 1 backup, no error",
            messages_poisoned=0, verify=verdict)

@@ -1,7 +1,6 @@
 """`python -m shared_code`: commands, --json output, one-line errors and exit codes."""
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from shared_code.storage import clients
 from shared_code.surfaces.cli import main
 from tests.support.lake import Lake
 from tests.support.checks import RequestCounter
+from tests.support.terminal import cli_on_a_terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,21 +127,49 @@ def test_settings_come_from_local_settings_json(lake: Lake, tmp_path: Path) -> N
     assert json.loads(done.stdout)["containers"][0]["blobs"] == 1
 
 
-class FakeTerminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
+def test_without_a_terminal_the_output_is_exactly_the_plain_table_or_the_json(
+        cli_env: Lake, capsys: pytest.CaptureFixture[str]) -> None:
+    """Pipes and CI: no progress, no ANSI codes, and tables that are plain aligned text."""
+    for i in range(3):
+        cli_env.upload("raw", f"d/{i}.csv", b"x")
+    code, out, err = run(capsys, "produce", "--container", "raw")
+    assert code == 0 and err == "", err
+    assert out == ("containers                    1\n"
+                   "scanned                       3\n"
+                   "directories_skipped           0\n"
+                   "snapshots_created             3\n"
+                   "backup_requests               3\n"
+                   "vanished                      0\n"
+                   "containers_vanished           0\n"
+                   "unbackupable                  0\n")
+    code, out, err = run(capsys, "drain")
+    assert (code, out, err) == (0, "processed 3 messages (0 failed tries, 0 poisoned)\n", "")
+    code, out, err = run(capsys, "status")
+    assert (code, err) == (0, "") and out == (
+        "container                   blobs  snapshot ok  backup ok  unbackupable\n"
+        "raw                             3            3          3             0\n"
+        "queue: 0 pending, 0 poison\n")
+    code, out, err = run(capsys, "verify")
+    assert (code, err) == (0, "") and out == ("clean: 1 container(s), 3 blob(s), 3 backup(s) checked, "
+                                              "0 deletion record(s), 0 bytes hashed\n")
+    code, out, err = run(capsys, "--json", "reconcile")
+    report = json.loads(out)
+    assert code == 0 and err == "" and out == json.dumps(report, indent=2) + "\n" and report["scanned"] == 3
 
 
-def test_long_scans_show_progress_only_on_a_terminal(cli_env: Lake, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from shared_code.scan import scanner as scan
-    monkeypatch.setattr(scan, "PROGRESS_EVERY", 2)
+def test_on_a_terminal_the_scans_draw_a_progress_bar_and_a_table(cli_env: Lake) -> None:
     for i in range(5):
-        cli_env.upload("raw", f"{i}", b"x")
-    terminal, captured = FakeTerminal(), sys.stderr
-    monkeypatch.setattr(sys, "stderr", terminal)
-    assert main(["produce", "--container", "raw"]) == 0
-    assert terminal.getvalue().split("\r")[1:] == ["raw: 2 blobs judged", "raw: 4 blobs judged", "raw: 5 blobs judged\n"]
-    monkeypatch.setattr(sys, "stderr", captured)
-    assert main(["reconcile"]) == 0
-    assert "blobs judged" not in capsys.readouterr().err
+        cli_env.upload("raw", f"{i}.csv", b"x")
+    code, drawn = cli_on_a_terminal(cli_env, "produce", "--container", "raw")
+    assert code == 0, drawn
+    assert "\x1b[" in drawn  # drawn with terminal control codes
+    assert "raw" in drawn and "5 blobs judged" in drawn and "blobs judged/s" in drawn  # count, rate
+    assert "━" in drawn  # the bar
+    assert "│ snapshots_created   │ 5 │" in drawn  # the table, with box drawing
+
+
+def test_json_draws_nothing_even_on_a_terminal(cli_env: Lake) -> None:
+    cli_env.upload("raw", "a.csv", b"x")
+    code, drawn = cli_on_a_terminal(cli_env, "--json", "produce", "--container", "raw")
+    assert code == 0 and "\x1b" not in drawn and "judged" not in drawn
+    assert json.loads(drawn)["backup_requests"] == 1

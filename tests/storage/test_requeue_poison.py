@@ -16,6 +16,7 @@ from shared_code.admin.verify import verify_lake
 from tests.support.lake import QUEUE_NAME, Lake
 from tests.support.functions import PRODUCER, call_http
 from tests.support.reliability import record
+from tests.support.terminal import CountingProgress
 
 MAX_DEQUEUE = 3
 
@@ -79,6 +80,14 @@ def test_max_moves_at_most_n_and_the_table_says_so(cli_env: Lake, capsys: pytest
     assert main(["requeue-poison", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["moved"] == 1
     assert sorted(cli_env.messages()) == sorted(bodies)
+
+
+def test_each_moved_message_advances_the_progress(lake: Lake) -> None:
+    for i in range(3):
+        lake.poison_queue.send_message(f'{{"n": {i}}}'.encode())
+    progress = CountingProgress()
+    assert requeue_poison(lake.settings, 2, progress=progress).moved == 2
+    assert (progress.count, progress.bytes) == (2, 0)
 
 
 def test_nothing_to_move(lake: Lake) -> None:

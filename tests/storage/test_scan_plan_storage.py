@@ -3,7 +3,11 @@ reported, snapshotted and never queued (finding 6), in the scans, `status` and `
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
+
+import pytest
 
 from shared_code.scan import scanner as scan
 from shared_code.storage.cursor import iterate_groups
@@ -143,3 +147,22 @@ def test_blobs_whose_metadata_cannot_sit_beside_the_stamp_are_reported_and_never
     violations = {v.blob: v for v in verify_lake(lake.settings, "raw").violations}
     assert {name: v.kind for name, v in violations.items()} == {"clash.csv": UNBACKUPABLE, "large.csv": UNBACKUPABLE}
     assert "Source_ETag" in violations["clash.csv"].detail and "metadata limit" in violations["large.csv"].detail
+
+
+def test_a_scan_logs_one_key_value_line_per_unbackupable_blob_and_one_per_call(
+        lake: Lake, caplog: pytest.LogCaptureFixture) -> None:
+    """A name with a control character stays on its line (JSON-quoted), with the fields an operator filters on."""
+    lake.upload("raw", "bad\nname.csv", b"x")
+    lake.upload("raw", "good.csv", b"x")
+    with caplog.at_level(logging.INFO, logger="shared_code"):
+        status, _ = call_http(PRODUCER, params={"container": "raw"})
+    assert status == 200
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("shared_code.")]
+    etag = lake.source.get_blob_client("raw", "bad\nname.csv").get_blob_properties().etag.strip('"')
+    (unbackupable,) = [line for line in lines if "outcome=unbackupable" in line]
+    assert unbackupable.startswith(f'operation=scan outcome=unbackupable container=raw blob="bad\\nname.csv" '
+                                   f'etag={etag} reason="') and "\n" not in unbackupable
+    (call,) = [line for line in lines if line.startswith("operation=produce ")]
+    assert re.fullmatch(r"operation=produce outcome=ok status=200 container=raw scanned=2 snapshots_created=2 "
+                        r"backup_requests=1 vanished=0 containers_vanished=0 unbackupable=1 error_count=0 "
+                        r"complete=True duration_ms=\d+", call), call

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from shared_code.scan.pool import BoundedPool
+from shared_code.core.pool import BoundedPool
 from shared_code.storage.snapshots import take_snapshot
 from tests.support.lake import Lake
 from tests.support.functions import PRODUCER, call_http
@@ -123,7 +123,7 @@ def test_no_secret_reaches_the_logs_of_a_full_run(lake: Lake, caplog: pytest.Log
         lake.drain()
         call_http(PRODUCER, params={"container": "nonexistent"})
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "backed up" in text
+    assert "outcome=backed_up" in text
     for key in lake.azurite.accounts.values():
         assert key not in text and key[:20] not in text
     assert "sig=" not in text and "AccountKey" not in text

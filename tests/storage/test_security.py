@@ -14,7 +14,7 @@ from azure.storage.blob import BlobClient, ContainerClient
 
 from shared_code.backup import copiers
 from shared_code.surfaces.cli import main
-from shared_code.backup.sas import CLOCK_SKEW, signed_source_url
+from shared_code.storage.sas import CLOCK_SKEW, signed_source_url
 from tests.support.lake import Lake
 from tests.support.functions import PRODUCER, RECONCILIATION, call_http
 from tests.support.checks import leaks, secrets_of

@@ -11,6 +11,7 @@ from azure.storage.blob import BlobBlock, ContentSettings
 from shared_code.storage import clients
 from shared_code.admin import verify
 from shared_code.surfaces.cli import main
+from shared_code.terminal.tables import render_plain, verify_table
 from shared_code.core.detect import ListedBlob
 from shared_code.core.naming import backup_blob_name, encode_metadata_value
 from shared_code.admin.verify import (
@@ -32,6 +33,7 @@ from shared_code.admin.verify import (
 from tests.support.lake import Lake
 from tests.support.functions import PRODUCER, call_http
 from tests.support.checks import RequestCounter
+from tests.support.terminal import CountingProgress
 
 LM = datetime(2024, 1, 31, 10, 0, 0, tzinfo=timezone.utc)
 MD5_A, MD5_B = bytes(16), bytes([1] * 16)
@@ -197,6 +199,13 @@ def test_without_md5_or_with_deep_both_sides_are_hashed(lake: Lake) -> None:
     report = verify_lake(lake.settings, deep=True)
     assert report.clean and report.bytes_hashed == 2 * (len(b"bytes of a.csv") + len(b"bytes of b.csv"))
     assert verify_lake(lake.settings).bytes_hashed == 0  # Azurite keeps Content-MD5 on put and copy
+
+
+def test_progress_counts_every_blob_judged_and_the_bytes_hashed(lake: Lake) -> None:
+    backed_up_lake(lake, ["a.csv", "b.csv", "c/d.csv"])
+    progress = CountingProgress()
+    report = verify_lake(lake.settings, deep=True, progress=progress)
+    assert progress.count == report.blobs_checked == 3 and progress.bytes == report.bytes_hashed > 0
     backup = backup_of(lake, "raw", "b.csv")
     metadata = backup.get_blob_properties().metadata
     backup.stage_block("00", b"bytes of b.cs!")
@@ -243,7 +252,7 @@ def test_a_blob_rewritten_while_verify_hashes_it_is_counted_not_judged(lake: Lak
     report = verify_lake(lake.settings, deep=True)
     assert [(v.blob, v.kind) for v in report.violations] == [("a.csv", MISSING_SNAPSHOT)]  # true when listed
     assert (report.blobs_checked, report.changed_while_verifying) == (2, 1)
-    assert "1 blob(s) changed while verifying" in verify.format_report(report)
+    assert "1 blob(s) changed while verifying" in render_plain(verify_table(report.as_dict()))
 
 
 def test_a_container_the_app_refuses_to_back_up_has_every_backup_missing(lake: Lake) -> None:

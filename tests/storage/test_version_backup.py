@@ -286,3 +286,17 @@ def test_an_unstamped_backup_with_the_version_s_bytes_is_kept_and_stamped(lake: 
     props = kept.get_blob_properties()
     assert "source_etag" in props.metadata and kept.download_blob().readall() == b"the version's bytes"
     assert props.last_modified is not None and before is not None
+
+
+@pytest.mark.parametrize("tier", ["Cool", "Archive"])
+def test_new_backups_are_written_in_backup_access_tier(lake: Lake, monkeypatch: pytest.MonkeyPatch, tier: str) -> None:
+    monkeypatch.setenv("BACKUP_ACCESS_TIER", tier.lower())  # spelled any case; the service's spelling is sent
+    lake.upload("raw", "cold/a.csv", b"rarely read")
+    container = lake.container("raw")
+    container.get_blob_client("cold/log").create_append_blob()
+    produce(lake.settings, "raw")
+    assert lake.drain().succeeded == 2
+    backups = lake.backup.get_container_client("rawbak")
+    tiers = {b.name.split("_")[0]: b.blob_tier for b in backups.list_blobs()}
+    assert tiers["cold/a"] == tier  # a block blob: tiered in its copy request
+    assert tiers["cold/log"] != tier  # an append blob cannot be tiered: the account's default

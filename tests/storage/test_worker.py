@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime, timedelta, timezone
 from urllib.parse import unquote
 
@@ -183,7 +184,7 @@ def test_a_request_without_a_snapshot_is_copied_from_one_the_worker_takes(lake: 
 
 
 def test_the_copy_source_sas_is_read_only_scoped_and_short_lived(lake: Lake) -> None:
-    from shared_code.backup.sas import signed_source_url
+    from shared_code.storage.sas import signed_source_url
     lake.upload("raw", "a.csv", b"v1")
     url = signed_source_url(lake.source, "raw", "a.csv", None, valid_for=timedelta(minutes=10))
     query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
@@ -220,3 +221,23 @@ def test_the_lease_is_renewed_while_the_copy_runs(lake: Lake, monkeypatch: pytes
         assert blob.get_blob_properties().lease.state == "leased"
     assert len(renewals) >= 3 and set(renewals) == {lease_id}
     assert blob.get_blob_properties().lease.state == "available"
+
+
+def test_each_message_logs_one_key_value_line_with_what_an_operator_filters_on(
+        lake: Lake, caplog: pytest.LogCaptureFixture) -> None:
+    lake.upload("raw", "dir/a b.csv", b"data")
+    assert call_http(PRODUCER, params={"container": "raw"})[0] == 200
+    lake.raw_queue(lake.settings.queue_name).send_message(b"not json")
+    with caplog.at_level(logging.INFO, logger="shared_code.backup"):
+        stats = lake.drain()
+    assert (stats.succeeded, stats.poisoned) == (2, 0)
+    lines = [r.getMessage() for r in caplog.records if r.name == "shared_code.backup.worker"]
+    assert len(lines) == 2, lines  # one per message: nothing else for a plain copy
+    done = next(line for line in lines if "outcome=backed_up" in line)
+    etag = lake.source.get_blob_client("raw", "dir/a b.csv").get_blob_properties().etag.strip('"')
+    assert re.fullmatch(rf'operation=backup outcome=backed_up container=raw blob="dir/a b.csv" etag={etag} '
+                        rf'backup="rawbak/dir/a b_[^"]+_{etag}.csv" snapshot=\S+Z message=\S+ try=1 duration_ms=\d+',
+                        done), done
+    poisoned = next(line for line in lines if "outcome=poisoned" in line)
+    assert poisoned.startswith("operation=backup outcome=poisoned poison_queue=") and " reason=" in poisoned
+    assert lake.azurite.accounts["source"] not in "\n".join(lines)

@@ -10,7 +10,7 @@ import pytest
 from azure.storage.blob import BlobType
 from hypothesis import given, strategies as st
 
-from shared_code.backup.copy_plan import (
+from shared_code.core.copy_plan import (
     APPEND_BLOB,
     BLOB_TYPES,
     BLOCK_BLOB,

@@ -6,21 +6,9 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import example, given, strategies as st
 
 from shared_code.core.detect import ListedBlob, backed_name_key, base_name_key, name_key
-from shared_code.core.history import (
-    BackupListing,
-    CapturedVersion,
-    DeletionRecord,
-    ScanRun,
-    container_deletion_of,
-    deletion_of,
-    deletion_record_from_metadata,
-    deletion_record_metadata,
-    deletion_record_name,
-    scan_run_from_metadata,
-    scan_run_metadata,
-    scan_run_name,
-    version_from_backup,
-)
+from shared_code.core import history
+from shared_code.core.history import BackupListing, CapturedVersion, DeletionRecord, ScanRun, container_deletion_of, \
+    deletion_of, version_from_backup
 from shared_code.core.naming import (
     MAX_BLOB_NAME,
     ParsedBackupName,
@@ -110,7 +98,8 @@ def test_a_deletion_already_recorded_is_not_recorded_again_but_a_second_one_is()
     assert deletion_of("raw", "a.csv", first, [record], [], T + 3 * HOUR) is None
     again = first + [version("a.csv", "0x9", T + 4 * HOUR)]  # re-created, backed up, deleted again
     second = deletion_of("raw", "a.csv", again, [record], [], T + 8 * HOUR)
-    assert second is not None and second.etag == "0x9" and deletion_record_name(second) != deletion_record_name(record)
+    assert second is not None and second.etag == "0x9"
+    assert history.deletion_record_name(second) != history.deletion_record_name(record)
     assert deletion_of("raw", "a.csv", [], [], [], T) is None  # no version: nothing known to record
 
 
@@ -135,22 +124,22 @@ def test_a_gone_container_is_recorded_once_until_it_is_backed_up_again() -> None
 def test_a_deletion_record_reads_back_from_its_metadata(name: str, moment: datetime, etag: str) -> None:
     """Non-ASCII and 1,024-character names travel in (encoded) metadata; the record's own name stays short."""
     record = DeletionRecord("raw", name, etag, moment.astimezone(timezone.utc).replace(microsecond=0), T, T + HOUR)
-    record_name = deletion_record_name(record)
-    metadata = deletion_record_metadata(record)
+    record_name = history.deletion_record_name(record)
+    metadata = history.deletion_record_metadata(record)
     assert all(value.isascii() for value in metadata.values()) and len(record_name) < 100
-    assert deletion_record_from_metadata(record_name, metadata) == DeletionRecord(
+    assert history.deletion_record_from_metadata(record_name, metadata) == DeletionRecord(
         record.container, name, etag, record.last_modified, T, T + HOUR, record_name)
 
 
 def test_container_records_and_scan_runs_read_back_and_foreign_blobs_do_not() -> None:
     gone = DeletionRecord("raw", None, None, None, T, T + HOUR)
-    assert deletion_record_from_metadata("x", deletion_record_metadata(gone)) == DeletionRecord(
+    assert history.deletion_record_from_metadata("x", history.deletion_record_metadata(gone)) == DeletionRecord(
         "raw", None, None, None, T, T + HOUR, "x")
     run = ScanRun("raw", "in/数据/", "reconcile", T, T + HOUR)
-    assert scan_run_from_metadata(scan_run_name(run), scan_run_metadata(run)) == ScanRun(
-        "raw", "in/数据/", "reconcile", T, T + HOUR, scan_run_name(run))
-    assert deletion_record_from_metadata("x", {"record_kind": "blob-deleted"}) is None  # fields missing
-    assert scan_run_from_metadata("x", deletion_record_metadata(gone)) is None
+    assert history.scan_run_from_metadata(history.scan_run_name(run), history.scan_run_metadata(run)) == ScanRun(
+        "raw", "in/数据/", "reconcile", T, T + HOUR, history.scan_run_name(run))
+    assert history.deletion_record_from_metadata("x", {"record_kind": "blob-deleted"}) is None  # fields missing
+    assert history.scan_run_from_metadata("x", history.deletion_record_metadata(gone)) is None
 
 
 def test_a_backup_is_read_as_its_stamp_says_or_by_its_name_alone() -> None:

@@ -44,13 +44,21 @@ BUILTIN_ROLES = {
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
 
-# How the README's role table names principals and scopes, by the Bicep symbol that holds them.
-PRINCIPALS = {"functionPrincipalId": "function app", "factoryPrincipalId": "data factory"}
+# How the README's role table names principals and scopes, by the Bicep symbol that holds them, and
+# the principalType each principal's assignments declare (a literal, or the parameter that holds it).
+PRINCIPALS = {"functionPrincipalId": ("function app", "ServicePrincipal"),
+              "factoryPrincipalId": ("data factory", "ServicePrincipal"),
+              "operatorPrincipalId": ("operators", "operatorPrincipalType")}
+CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"
+QUEUE = "Microsoft.Storage/storageAccounts/queueServices/queues"
 SCOPES = {
     "sourceAccount": ("source account", "Microsoft.Storage/storageAccounts"),
     "backupAccount": ("backup account", "Microsoft.Storage/storageAccounts"),
     "hostAccount": ("host storage account", "Microsoft.Storage/storageAccounts"),
-    "deploymentContainer": ("deployment container", "Microsoft.Storage/storageAccounts/blobServices/containers"),
+    "deploymentContainer": ("deployment container", CONTAINER),
+    "recordsContainer": ("records container of the backup account", CONTAINER),
+    "requestQueue": ("request queue", QUEUE),
+    "poisonQueue": ("poison queue", QUEUE),
     "factory": ("data factory", "Microsoft.DataFactory/factories"),
     "appInsights": ("Application Insights", "Microsoft.Insights/components"),
 }
@@ -72,11 +80,19 @@ OPTIONAL_SETTINGS = {
     "SCAN_STATE_CONTAINER": "default reconcile-state",
     "SCAN_LIST_PAGE_SIZE": "default 5000, the service maximum",
     "RECORDS_CONTAINER": "default backup-records",
+    "BACKUP_ACCESS_TIER": "default: the backup account's default tier",
     "EXCLUDED_CONTAINERS": "default: none excluded",
     "RESTORE_STORAGE_CONNECTION_STRING": "only for restore --to-account with keys or Azurite",
     "BLOB_LEASE_SECONDS": "default 60, the longest finite blob lease",
     "ADF_POLL_SECONDS": "default 10",
+    "RETENTION_SNAPSHOTS": "default: snapshots are not pruned",
+    "RETENTION_BACKUPS": "default: backups are not pruned",
+    "RETENTION_MAX_REMOVE_PERCENT": "default 50",
+    "PRICES_PER_GB_MONTH": "default: LRS East US 2 list prices",
     "AzureWebJobsStorage__accountName": "the system-identity form; the templates use the user-assigned form",
+    "STORAGE_SUBSCRIPTION_ID": "posture's management-plane reads; default par_subscription_id",
+    "STORAGE_RESOURCE_GROUP": "the backup account's resource group for posture; default par_resource_group_name",
+    "SOURCE_RESOURCE_GROUP": "the source account's resource group for posture; default STORAGE_RESOURCE_GROUP",
 }
 # Settings the templates set that settings.py does not read: read by the Functions host, the
 # Azure SDK's DefaultAzureCredential or the Application Insights agent.
@@ -104,7 +120,6 @@ FLEX_IGNORED_SETTINGS = {
     "ENABLE_ORYX_BUILD",
     "AzureWebJobsStorage",
 }
-SETTINGS_READERS = {"_get", "_account", "_positive_number", "parse_bool", "_queue_account", "_own_container"}
 
 
 # ---------------------------------------------------------------- parsing and AST helpers
@@ -574,19 +589,37 @@ def test_copy_pipeline_parameters_are_what_the_worker_sends(bicep: dict[str, dic
 # ---------------------------------------------------------------- app settings
 
 
-def settings_read_by_the_code() -> set[str]:
-    """String literals settings.py passes to its readers, plus the ADF_SETTINGS tuple.
+class RecordingEnv(dict):  # type: ignore[type-arg]
+    """An environment that notes every setting name load_settings asks for."""
 
-    There is no single declared list in settings.py yet; this collects what it reads.
-    """
-    (path,) = [p for p in (ROOT / "shared_code").rglob("settings.py")]
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in SETTINGS_READERS:
-            names |= {a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)}
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "ADF_SETTINGS" for t in node.targets):
-            names |= {e.value for e in node.value.elts}  # type: ignore[attr-defined]
-    return names
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.asked.add(name)
+        return super().get(name, default)
+
+
+def settings_read_by_the_code() -> set[str]:
+    """The settings settings.py declares (SETTINGS): its one reader refuses any other name."""
+    from shared_code.core.settings import SETTINGS
+
+    return set(SETTINGS)
+
+
+def test_the_declared_settings_are_exactly_what_load_settings_reads() -> None:
+    """SETTINGS is the list the comparisons below trust: nothing declared goes unread, nothing read is undeclared."""
+    from shared_code.core.settings import _get, load_settings
+
+    # Account names (not connection strings), no AzureWebJobsStorage and the ADF group: every fallback is asked for.
+    env = RecordingEnv({"par_storage_account_name_source": "lake", "par_storage_account_name_backup": "vault",
+                        "par_storage_account_name_queue": "lake", "par_subscription_id": "s",
+                        "par_resource_group_name": "rg", "par_adfv2_name": "f", "par_adfv2_pipeline_name": "p"})
+    load_settings(env, host_json=None)
+    assert env.asked == settings_read_by_the_code()
+    with pytest.raises(KeyError, match="not declared"):
+        _get({}, "METRICS_SCHEDULE_TYPO")
 
 
 def test_every_setting_the_code_reads_is_set_or_documented_optional(app_settings: dict[str, Any]) -> None:
@@ -654,9 +687,9 @@ def bicep_role_assignments(bicep: dict[str, dict[str, Any]]) -> set[tuple[str, s
         tree = bicep[file]
         config = body(resource)
         props = config["properties"]
-        assert props["principalType"] == "ServicePrincipal", symbol
         principal = props["principalId"]
         assert principal in PRINCIPALS, f"{symbol}: principal {principal!r}"
+        assert props["principalType"] == PRINCIPALS[principal][1], f"{symbol}: principalType {props['principalType']!r}"
         role_ref = dotted(fn(props["roleDefinitionId"], "subscription_resource_id")["resource_name_1"])
         assert fn(props["roleDefinitionId"], "subscription_resource_id")["resource_type"] == "Microsoft.Authorization/roleDefinitions"
         assert role_ref and role_ref.startswith("roles."), f"{symbol}: role {role_ref}"
@@ -665,6 +698,10 @@ def bicep_role_assignments(bicep: dict[str, dict[str, Any]]) -> set[tuple[str, s
         scope = config["scope"]
         scope_label, scope_type = SCOPES[scope]
         assert tree["resources"][scope]["type"] == scope_type, f"{symbol}: scope {scope} is not a {scope_type}"
+        if scope_type in (CONTAINER, QUEUE):  # a child scope: `<account>/default/<name>`, of the account its label names
+            account = {"recordsContainer": "backupAccountName", "requestQueue": "hostAccountName",
+                       "poisonQueue": "hostAccountName", "deploymentContainer": "hostAccountName"}[scope]
+            assert body(tree["resources"][scope])["name"].startswith(f"${{{account}}}/default/"), f"{symbol}: scope {scope}"
         name = fn(config["name"], "guid")
         assert name is not None, f"{symbol}: name is not guid(...)"
         assert (dotted(name["base_string"]), name["extra_string_1"], dotted(name["extra_string_2"])) == \
@@ -677,7 +714,7 @@ def bicep_role_assignments(bicep: dict[str, dict[str, Any]]) -> set[tuple[str, s
             abac = op(props["condition"], "conditional")
             assert abac is not None, f"{symbol}: an ABAC condition is a parameter's choice"
             when += f"; without delete unless {abac['condition']}"
-        found.add((PRINCIPALS[principal], scope_label, role_name, roles[role_key], when))
+        found.add((PRINCIPALS[principal][0], scope_label, role_name, roles[role_key], when))
     return found
 
 
@@ -720,3 +757,36 @@ def test_backup_deletes_switch_is_an_abac_condition_on_the_function_role(bicep: 
     version = op(props["conditionVersion"], "conditional")
     assert version is not None and version["false_value"] == "2.0"
     assert bicep["main.bicep"]["parameters"]["backupDeletes"]["default"] is True
+
+
+def test_operator_roles_are_opt_in_for_a_group_and_scoped_to_what_they_touch(bicep: dict[str, dict[str, Any]]) -> None:
+    """No operator role without operatorPrincipalId; a group by default; the records container and queues are the
+    ones the app uses (the container the role is scoped to is RECORDS_CONTAINER's default, which the app keeps)."""
+    from shared_code.core.settings import DEFAULT_RECORDS_CONTAINER
+
+    params = bicep["main.bicep"]["parameters"]
+    assert params["operatorPrincipalId"]["default"] == ""
+    assert params["operatorPrincipalType"]["default"] == "Group"
+    assert next(d["argument"] for d in params["operatorPrincipalType"]["decorators"] if d["type"] == "allowed") == \
+        ["Group", "User", "ServicePrincipal"]
+    assert params["operatorRestoreInPlace"]["default"] is False
+    for module in ("access", "sourceAccess"):
+        passed = body(bicep["main.bicep"]["modules"][module])["params"]
+        assert passed["operatorPrincipalId"] == "operatorPrincipalId"
+        assert passed["operatorPrincipalType"] == "operatorPrincipalType"
+    assert body(bicep["main.bicep"]["modules"]["sourceAccess"])["params"]["operatorRestoreInPlace"] == "operatorRestoreInPlace"
+    storage = bicep["storage.bicep"]
+    assert storage["parameters"]["recordsContainerName"]["default"] == DEFAULT_RECORDS_CONTAINER
+    assert body(storage["resources"]["recordsContainer"])["parent"] == "backupBlobService"
+    access = body(bicep["main.bicep"]["modules"]["access"])["params"]
+    assert dotted(access["recordsContainerName"]) == "storage.outputs.recordsContainerName"
+    assert dotted(access["queueName"]) == "storage.outputs.queueName"
+    rbac = bicep["rbac.bicep"]["resources"]
+    assert body(rbac["requestQueue"])["name"] == "${hostAccountName}/default/${queueName}"
+    assert body(rbac["poisonQueue"])["name"] == "${hostAccountName}/default/${queueName}-poison"
+    operators = [(file, symbol) for file, symbol, r in resources(bicep, "Microsoft.Authorization/roleAssignments")
+                 if body(r)["properties"]["principalId"] == "operatorPrincipalId"]
+    assert len(operators) == 6
+    for file, symbol in operators:
+        when = render_with(condition(bicep[file]["resources"][symbol]), set(bicep[file]["parameters"]))
+        assert when.startswith("operatorPrincipalId != ''"), f"{symbol} is granted without an operator: {when}"

@@ -1,10 +1,13 @@
 """The package layout is the architecture: imports point one way, and nothing imports in a circle.
 
-    local, surfaces  ->  scan | backup | admin  ->  storage  ->  core
+    local, surfaces  ->  terminal  ->  scan | backup | admin | restore | retention  ->  storage  ->  core
+
+(`retention` is pure: it imports core alone, never storage.)
 
 (`surfaces.cli` may use `local` for `serve` and `drain`; `local` never uses a
-surface.) Read from the source with `ast`, so a wrong import fails here, not
-in a review.
+surface. `terminal`, what a person sees, serves both entry points and sits
+above the operations so that none of them can draw on a screen.) Read from
+the source with `ast`, so a wrong import fails here, not in a review.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2] / "shared_code"
-RANK = {"core": 0, "storage": 1, "scan": 2, "backup": 2, "admin": 2, "local": 3, "surfaces": 4}
+RANK = {"core": 0, "storage": 1, "scan": 2, "backup": 2, "admin": 2, "restore": 2, "retention": 2, "terminal": 3,
+        "local": 4, "surfaces": 5}
 
 
 def modules() -> dict[str, Path]:
@@ -66,6 +70,20 @@ def test_core_makes_no_storage_calls() -> None:
         if layer(module) == "core":
             source = path.read_text(encoding="utf-8")
             assert "azure.storage" not in source and "azure.core.pipeline" not in source, module
+
+
+DECISIONS = ("shared_code.retention.decide", "shared_code.retention.brake", "shared_code.retention.cost",
+             "shared_code.restore.plan")
+
+
+@pytest.mark.parametrize("module", DECISIONS)
+def test_retention_and_restore_decide_without_storage(module: str) -> None:
+    """The decisions are pure functions over plain data: core (and each other) only, no SDK; `run` does the I/O."""
+    path = modules()[module]
+    assert {layer(t) for t in imports(path)} <= {"core", layer(module)}, module
+    assert not {t for t in imports(path) if t.endswith(".run")}, module
+    source = path.read_text(encoding="utf-8")
+    assert "import azure" not in source and "from azure" not in source, module
 
 
 def test_no_module_imports_in_a_circle() -> None:

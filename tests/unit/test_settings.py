@@ -171,3 +171,22 @@ def test_the_adf_poll_interval_is_a_setting() -> None:
            "par_adfv2_pipeline_name": "p"}
     settings = load_settings({**BASE, **adf, "ADF_POLL_SECONDS": "0.5"})
     assert settings.adf is not None and settings.adf.poll_seconds == 0.5
+
+
+def test_backup_access_tier_is_one_of_the_services_tiers() -> None:
+    assert load_settings(BASE).backup_access_tier is None
+    assert load_settings({**BASE, "BACKUP_ACCESS_TIER": "cold"}).backup_access_tier == "Cold"
+    with pytest.raises(SettingsError, match="BACKUP_ACCESS_TIER must be one of Hot, Cool, Cold, Archive"):
+        load_settings({**BASE, "BACKUP_ACCESS_TIER": "frozen"})
+
+
+def test_records_and_excluded_containers() -> None:
+    settings = load_settings({**BASE, "EXCLUDED_CONTAINERS": "scratch, tmp-*"})
+    assert settings.records_container == "backup-records"
+    assert settings.excludes("scratch") and settings.excludes("tmp-1") and not settings.excludes("raw")
+    with pytest.raises(SettingsError, match="EXCLUDED_CONTAINERS"):
+        load_settings({**BASE, "EXCLUDED_CONTAINERS": "Bad_Name"})
+    with pytest.raises(SettingsError, match="RECORDS_CONTAINER and SCAN_STATE_CONTAINER are both"):
+        load_settings({**BASE, "RECORDS_CONTAINER": "reconcile-state"})
+    with pytest.raises(SettingsError, match="RECORDS_CONTAINER 'recordsbak' ends with BACKUP_CONTAINER_SUFFIX"):
+        load_settings({**BASE, "RECORDS_CONTAINER": "recordsbak"})

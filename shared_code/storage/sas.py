@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 from azure.storage.blob import BlobClient, BlobSasPermissions, BlobServiceClient, UserDelegationKey, generate_blob_sas
 
@@ -32,6 +33,19 @@ def _delegation_key(service: BlobServiceClient, now: datetime, needed_until: dat
         key = service.get_user_delegation_key(now - CLOCK_SKEW, max(needed_until, now + DELEGATION_KEY_LIFETIME))
         _delegation_keys[service.url] = key
         return key
+
+
+SasKind = Literal["service", "user-delegation", "connection"]
+
+
+def sas_kind(service: BlobServiceClient) -> SasKind:
+    """Which SAS `signed_source_url` hands the copy: `admin.doctor` names it when a copy is refused."""
+    credential = service.credential
+    if getattr(credential, "account_key", None):
+        return "service"
+    if credential is not None and hasattr(credential, "get_token"):
+        return "user-delegation"
+    return "connection"
 
 
 def signed_source_url(
@@ -56,10 +70,10 @@ def signed_source_url(
         start=now - CLOCK_SKEW,
         expiry=expiry,
     )
-    account_key = getattr(credential, "account_key", None)
-    if account_key:
-        token = generate_blob_sas(account_key=account_key, **common)
-    elif credential is not None and hasattr(credential, "get_token"):
+    kind = sas_kind(service)
+    if kind == "service":
+        token = generate_blob_sas(account_key=credential.account_key, **common)
+    elif kind == "user-delegation":
         token = generate_blob_sas(user_delegation_key=_delegation_key(service, now, expiry), **common)
     else:
         return blob.url  # a SAS connection string: the client's URL already carries it

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 class BoundedPool:
     def __init__(self, workers: int) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scan-write")
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="write-pool")
         self._slots = threading.BoundedSemaphore(2 * workers)
         self._lock = threading.Lock()
         self._error: BaseException | None = None

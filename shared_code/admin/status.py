@@ -66,6 +66,8 @@ class LakeStatus:
     queue_length: int
     poison_length: int
     caveats: tuple[str, ...] = (SNAPSHOT_CAVEAT, SOURCE_TIER_CAVEAT)
+    excluded: list[str] = field(default_factory=list)  # containers EXCLUDED_CONTAINERS left out
+    message: str | None = None
 
     @property
     def fully_protected(self) -> bool:
@@ -80,7 +82,8 @@ class LakeStatus:
                 "poison_length": self.poison_length, "fully_protected": self.fully_protected,
                 "monthly_cost": self.monthly_cost,
                 "protection_lag_seconds": max((c.protection_lag_seconds for c in self.containers), default=0.0),
-                "caveats": list(self.caveats)}
+                "caveats": list(self.caveats), "excluded": list(self.excluded),
+                "message": self.message}
 
 
 def estimate_costs(status: ContainerStatus, prices: PriceTable) -> dict[str, float]:
@@ -135,10 +138,13 @@ def container_status(settings: Settings, container: str, now: datetime | None = 
 
 def lake_status(settings: Settings, container: str | None = None, now: datetime | None = None) -> LakeStatus:
     with storage_errors("reading the lake's status"):
-        names = [container] if container else [n for n in lake_container_names(blob_service(settings.source))
-                                               if not settings.excludes(n)]
+        names, excluded = settings.split_excluded(
+            [container] if container else lake_container_names(blob_service(settings.source)))
         return LakeStatus(
             containers=[container_status(settings, name, now) for name in names],
             queue_length=queue_length(queue_client(settings.queue, settings.queue_name)),
             poison_length=queue_length(queue_client(settings.queue, settings.poison_queue_name)),
+            excluded=excluded,
+            message=(f"container {container!r} is excluded by EXCLUDED_CONTAINERS: not looked at"
+                     if container is not None and excluded else None),
         )

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from enum import Enum
 from typing import AbstractSet, Any, Mapping
 from urllib.parse import unquote
@@ -35,8 +35,11 @@ from urllib.parse import unquote
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import BlobClient, ContainerClient
 
-from shared_code.storage.clients import backup_container_client, blob_service
-from shared_code.core.detect import ListedBlob, backup_key, judge
+from shared_code.storage.clients import backup_container_client, blob_service, record_store
+from shared_code.core.detect import ListedBlob, backup_key, base_name_key, judge
+from shared_code.core.history import CapturedVersion, DeletionRecord, deletion_of
+from shared_code.storage.backup_keys import add_backed_name
+from shared_code.storage.deleted import versions_of
 from shared_code.core.errors import ContainerNotFound, InvalidInput
 from shared_code.storage.pages import backup_entries
 from shared_code.storage.cursor import iterate_groups, never_settled
@@ -58,7 +61,10 @@ CONTENT_MISMATCH = "content mismatch"
 ORPHANED_METADATA = "orphaned metadata"  # a stamp that contradicts the backup's name or container
 UNVERIFIED = "unverified"  # a contract-named backup without a stamp: the original app's, or a copy nobody checked
 UNBACKUPABLE = "unbackupable"  # a version the worker refuses (backupable.why_unbackupable): never backed up
-KINDS = (MISSING_SNAPSHOT, MISSING_BACKUP, CONTENT_MISMATCH, ORPHANED_METADATA, UNVERIFIED, UNBACKUPABLE)
+FALSE_DELETION_RECORD = "false deletion record"  # a record naming the version a base blob holds now
+UNRECORDED_DELETION = "unrecorded deletion"  # backups, no base blob, no record of its last version
+KINDS = (MISSING_SNAPSHOT, MISSING_BACKUP, CONTENT_MISMATCH, ORPHANED_METADATA, UNVERIFIED, UNBACKUPABLE,
+         FALSE_DELETION_RECORD, UNRECORDED_DELETION)
 
 # A contract name ends in `_{etag}{ext}`, ext being posixpath.splitext's (a dot, then no dot or slash).
 _NAMED_ETAG = re.compile(r"_(0x[0-9A-Fa-f]{1,32})(?:\.[^./]*)?$")
@@ -83,8 +89,11 @@ class VerifyReport:
     blobs_checked: int = 0
     backups_checked: int = 0
     bytes_hashed: int = 0
+    records_checked: int = 0  # deletion records read (one listing per container)
     # Blobs written or deleted while verify listed them: not judged (run verify on a quiet lake).
     changed_while_verifying: int = 0
+    excluded: list[str] = field(default_factory=list)  # containers EXCLUDED_CONTAINERS left out
+    message: str | None = None
 
     @property
     def clean(self) -> bool:
@@ -93,8 +102,17 @@ class VerifyReport:
     def as_dict(self) -> dict[str, Any]:
         return {"clean": self.clean, "containers": self.containers, "blobs_checked": self.blobs_checked,
                 "backups_checked": self.backups_checked, "bytes_hashed": self.bytes_hashed,
+                "records_checked": self.records_checked,
                 "changed_while_verifying": self.changed_while_verifying,
+                "counts": self.counts(), "excluded": list(self.excluded), "message": self.message,
                 "violations": [asdict(v) for v in self.violations]}
+
+    def counts(self) -> dict[str, int]:
+        """Violations per kind (every kind, zeros included, so scripts need not know which can occur)."""
+        found = {kind: 0 for kind in KINDS}
+        for violation in self.violations:
+            found[violation.kind] += 1
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +221,12 @@ def provenance_problem(container: str, backup_name: str, metadata: Mapping[str, 
     return None
 
 
-def _backups(container: str, client: ContainerClient, report: VerifyReport) -> dict[bytes, Content]:
+def _backups(container: str, client: ContainerClient, report: VerifyReport,
+             held: set[bytes]) -> dict[bytes, Content]:
     """Complete contract-named backups by key, judging each one's provenance stamp on the way.
 
     Read from the raw listing pages (`pages.backup_entries`, include=metadata,copy), like the scans'
-    listings: no SDK object per backup.
+    listings: no SDK object per backup. The keys of the source names they hold are added to `held`.
     """
     contents: dict[bytes, Content] = {}
     try:
@@ -221,6 +240,7 @@ def _backups(container: str, client: ContainerClient, report: VerifyReport) -> d
                 report.violations.append(Violation(container, entry.name, kind,
                                                    f"backup {client.container_name}/{entry.name}: {problem}"))
             contents[backup_key(entry.name)] = Content(entry.size, entry.md5)
+            add_backed_name(held, entry.name)
     except ResourceNotFoundError:
         return {}
     return contents
@@ -246,13 +266,25 @@ def verify_container(settings: Settings, container: str, deep: bool, report: Ver
         backup_client = backup_container_client(settings, container)
     except InvalidInput as exc:
         refusal = str(exc)  # the app refuses to back this container up: every blob is missing its backup
-    backups = _backups(container, backup_client, report) if backup_client is not None else {}
+    held: set[bytes] = set()
+    backups = _backups(container, backup_client, report, held) if backup_client is not None else {}
+    recorded = record_store(settings).deletions(container)
+    report.records_checked += len(recorded)
+    recorded_etags: dict[str, set[str]] = {}
+    for record in recorded:
+        recorded_etags.setdefault(record.blob or "", set()).add(record.etag or "")
     try:
         # every version of every name (older ones need their backups too); a 404 here: the source is gone
         for group, _ in iterate_groups(source, None, settled=never_settled):
+            if held and (key := base_name_key(group)) is not None:
+                held.discard(key)
             verdict = judge(group)
             if verdict is None:
                 continue
+            if verdict.etag in recorded_etags.get(verdict.name, ()):
+                report.violations.append(Violation(container, verdict.name, FALSE_DELETION_RECORD,
+                                                   f"a deletion record names ETag {verdict.etag}, which the "
+                                                   "blob holds now: that version was never deleted"))
             base = next(entry for entry in group if entry.snapshot is None)
             report.blobs_checked += 1
             name = backup_blob_name(verdict.name, verdict.last_modified, verdict.etag)
@@ -275,7 +307,30 @@ def verify_container(settings: Settings, container: str, deep: bool, report: Ver
             progress.advance(1, bytes=report.bytes_hashed - hashed)
     except ResourceNotFoundError as exc:
         raise ContainerNotFound(f"container {container!r} does not exist in the source account") from exc
+    if held and backup_client is not None:
+        report.violations += unrecorded_deletions(container, versions_of(backup_client, container, None, held,
+                                                                         settings.list_page_size), recorded)
     report.containers += 1
+
+
+_ANY_TIME = datetime.max.replace(tzinfo=timezone.utc)  # when it is found shapes a window, not whether one is due
+
+
+def unrecorded_deletions(container: str, versions: Mapping[str, list[CapturedVersion]],
+                         recorded: list[DeletionRecord]) -> list[Violation]:
+    """Names with backups and no base blob whose deletion no record holds (the rule reconciliation writes by).
+
+    `verify` only reports them: it runs with read rights (Storage Blob Data
+    Reader), and recording is reconciliation's job; the next reconcile writes them.
+    """
+    found = []
+    for name in sorted(versions):
+        if deletion_of(container, name, versions[name], recorded, [], _ANY_TIME) is not None:
+            last = max(versions[name], key=lambda v: v.order_key)
+            found.append(Violation(container, name, UNRECORDED_DELETION,
+                                   f"{len(versions[name])} backed-up version(s), the last ETag {last.etag}, but no "
+                                   "base blob and no deletion record: run reconcile to record it"))
+    return found
 
 
 def verify_lake(settings: Settings, container: str | None = None, deep: bool = False,
@@ -291,7 +346,10 @@ def verify_lake(settings: Settings, container: str | None = None, deep: bool = F
     started = clock.monotonic()
     try:
         with storage_errors("verifying the lake"):
-            names = [container] if container else lake_container_names(blob_service(settings.source))
+            names, report.excluded = settings.split_excluded(
+                [container] if container else lake_container_names(blob_service(settings.source)))
+            if container is not None and not names:
+                report.message = f"container {container!r} is excluded by EXCLUDED_CONTAINERS: nothing was verified"
             for name in names:
                 verify_container(settings, name, deep, report, progress)
     finally:

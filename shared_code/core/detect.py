@@ -13,6 +13,8 @@ import hashlib
 from datetime import datetime
 from typing import Iterable, Iterator, Mapping, NamedTuple
 
+from shared_code.core.naming import contract_blob_name
+
 BACKUP_KEY_BYTES = 16
 
 
@@ -125,4 +127,35 @@ def backup_key(backup_name: str) -> bytes:
     Reconciliation keeps one key per backup blob of a container in memory;
     16 bytes instead of a ~100-character str keeps millions of them affordable.
     """
-    return hashlib.blake2b(backup_name.encode("utf-8"), digest_size=BACKUP_KEY_BYTES).digest()
+    return _key(backup_name)
+
+
+def _key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=BACKUP_KEY_BYTES).digest()
+
+
+def name_key(blob_name: str) -> bytes:
+    """The same 16-byte key for a source blob name: which names have backups, which a scan saw.
+
+    Deletion records need "names with backups but no base blob"; holding the
+    names themselves would cost ~100 bytes each at millions of names, keys 16.
+    """
+    return _key(blob_name)
+
+
+def backed_name_key(backup_name: str, prefix: str | None = None) -> bytes | None:
+    """The key of the source name a backup holds, if it is a contract name under `prefix`.
+
+    From the name's shape only (`naming.contract_blob_name`), as cheap as the
+    listing allows; a shape that does not round-trip is dropped when the
+    deletion is resolved from the full names (`parse_backup_name`).
+    """
+    blob_name = contract_blob_name(backup_name)
+    if blob_name is None or (prefix and not blob_name.startswith(prefix)):
+        return None
+    return name_key(blob_name)
+
+
+def base_name_key(group: list[ListedBlob]) -> bytes | None:
+    """The name key of a listing group that has its base blob (the name exists now), else None."""
+    return name_key(group[0].name) if any(entry.snapshot is None for entry in group) else None

@@ -131,10 +131,10 @@ def backup_blob_name(blob_name: str, last_modified: datetime, etag: str) -> str:
     return f"{stem}_{_timestamp_text(last_modified)}_{bare}{ext}"
 
 
-# `{stem}_{last_modified}_{etag}{ext}`: `str()` of an aware datetime, a bare ETag, posixpath's extension.
-_BACKUP_NAME = re.compile(
-    r"^(?P<stem>.*)_(?P<lm>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?[+-]\d{2}:\d{2})"
-    r"_(?P<etag>0x[0-9A-Fa-f]{1,32})(?P<ext>\.[^./]*)?$", re.DOTALL)
+# `_{last_modified}_{etag}` of `{stem}_{last_modified}_{etag}{ext}`: `str()` of an aware datetime, a bare ETag.
+_VERSION_PART = re.compile(r"_(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})?[+-]\d{2}:\d{2})_(0x[0-9A-Fa-f]{1,32})")
+_VERSION_AT_END = re.compile(_VERSION_PART.pattern + "$")
+_VERSION_PART_MAX = 1 + 32 + 1 + 34  # "_" + the longest str(datetime) + "_" + "0x" and 32 hex digits
 
 
 class ParsedBackupName(NamedTuple):
@@ -145,6 +145,39 @@ class ParsedBackupName(NamedTuple):
     etag: str
 
 
+def _contract_split(backup_name: str) -> tuple[str, str, str] | None:
+    """(blob name, Last-Modified text, ETag) of a contract-shaped name, from its shape alone.
+
+    The version part can occur more than once (a blob named like a backup, or
+    an extension holding one: `f.x_<lm>_<etag>`), so every occurrence is
+    tried, the last first: the right one is where what follows it is exactly
+    `posixpath.splitext`'s extension of the name put back together (at most
+    one occurrence can satisfy that).
+    """
+    ext = posixpath.splitext(backup_name)[1]  # the usual case, found without scanning the whole name
+    body = backup_name[:len(backup_name) - len(ext)]
+    match = _VERSION_AT_END.search(body, max(0, len(body) - _VERSION_PART_MAX))
+    if match is not None and (blob_name := body[:match.start()] + ext) and posixpath.splitext(blob_name)[1] == ext:
+        return blob_name, match[1], match[2]
+    for match in reversed(list(_VERSION_PART.finditer(backup_name))):
+        tail = backup_name[match.end():]
+        blob_name = backup_name[:match.start()] + tail
+        if blob_name and posixpath.splitext(blob_name)[1] == tail:
+            return blob_name, match[1], match[2]
+    return None
+
+
+def contract_blob_name(backup_name: str) -> str | None:
+    """The source blob a contract-shaped name names, from its shape alone (no round trip: a fifth of its time).
+
+    The scans read it for every backup they list, to know which names have
+    backups (deletion records); `parse_backup_name` confirms a name exactly
+    before anything is written from it.
+    """
+    split = _contract_split(backup_name)
+    return None if split is None else split[0]
+
+
 def parse_backup_name(backup_name: str) -> ParsedBackupName | None:
     """The inverse of `backup_blob_name`; None for a name the contract cannot have produced.
 
@@ -153,17 +186,17 @@ def parse_backup_name(backup_name: str) -> ParsedBackupName | None:
     records read it back. The name is re-derived and compared, so a parse
     is only accepted when it round-trips exactly.
     """
-    match = _BACKUP_NAME.match(backup_name)
-    if match is None:
+    split = _contract_split(backup_name)
+    if split is None:
         return None
+    blob_name, lm_text, etag = split
     try:
-        last_modified = datetime.fromisoformat(match["lm"])
+        last_modified = datetime.fromisoformat(lm_text)
     except ValueError:
         return None
-    blob_name = match["stem"] + (match["ext"] or "")
-    if not blob_name or backup_blob_name(blob_name, last_modified, match["etag"]) != backup_name:
+    if backup_blob_name(blob_name, last_modified, etag) != backup_name:
         return None
-    return ParsedBackupName(blob_name, last_modified, match["etag"])
+    return ParsedBackupName(blob_name, last_modified, etag)
 
 
 def backup_listing_prefix(prefix: str) -> str:

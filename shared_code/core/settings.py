@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Iterable, Literal, Mapping
 
 from shared_code.core.errors import InvalidInput, SettingsError
 from shared_code.core.naming import container_name_problem
@@ -197,6 +197,14 @@ class Settings:
         """Whether EXCLUDED_CONTAINERS leaves `container` out of the scans and reports."""
         return any(container.startswith(p[:-1]) if p.endswith("*") else container == p
                    for p in self.excluded_containers)
+
+    def split_excluded(self, containers: Iterable[str]) -> tuple[list[str], list[str]]:
+        """`containers` a whole-account run covers, and those EXCLUDED_CONTAINERS leaves out (reported)."""
+        kept: list[str] = []
+        left_out: list[str] = []
+        for name in containers:
+            (left_out if self.excludes(name) else kept).append(name)
+        return kept, left_out
 
     @property
     def poison_queue_name(self) -> str:

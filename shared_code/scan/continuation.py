@@ -20,7 +20,7 @@ prefix (the service's limit, `naming.MAX_PREFIX`) of 4-byte characters: 85
 header bytes + 4,096 name bytes = 4,181 bytes, 5,575 base64 characters, plus
 23 for the signature: 5,598 <= 8,192, with room for an opaque Azure marker of
 up to 1,945 bytes beside it (6,126 payload bytes fit). The error count (4
-bytes) and the saved state's scan id (2 + 16 bytes) come out of that room. A longer marker is dropped:
+bytes), the saved state's scan id (2 + 16 bytes) and the container scan's start (8) come out of that room. A longer marker is dropped:
 the token then resumes from the start of the listing, skipping to `after`,
 which is just as exact and costs only the re-listed pages.
 """
@@ -33,6 +33,7 @@ import hmac
 import struct
 import zlib
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 
 from shared_code.core.errors import InvalidInput
 from shared_code.storage.cursor import Position
@@ -43,9 +44,12 @@ _SIGNATURE_BYTES = 16
 _SIGNED_CHARS = 1 + len(base64.urlsafe_b64encode(bytes(_SIGNATURE_BYTES)).rstrip(b"="))  # "." + signature
 MAX_PAYLOAD_BYTES = (MAX_TOKEN_CHARS - _SIGNED_CHARS) * 3 // 4  # base64 without padding: 4 chars per 3 bytes
 _RAW, _ZLIB = 0, 1
-_WHOLE_ACCOUNT, _PREFIX, _MARKER, _MARKER_IS_AFTER, _AFTER, _AFTER_WITHOUT_PREFIX, _STATE = (1 << bit for bit in range(7))
+_WHOLE_ACCOUNT, _PREFIX, _MARKER, _MARKER_IS_AFTER, _AFTER, _AFTER_WITHOUT_PREFIX, _STATE, _STARTED = (
+    1 << bit for bit in range(8))
 _LENGTH = struct.Struct(">H")
 _ERRORS = struct.Struct(">I")
+_STARTED_US = struct.Struct(">q")  # microseconds since the epoch, UTC
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class ScanToken:
     position: Position
     errors: int = 0  # errors of the scan's calls so far: its last call answers 500 if any (see http_api)
     state: str | None = None  # the scan id of the backup keys saved between calls (storage.scan_state)
+    # When the current container's scan started (an earlier call): its scan-log entry says so (`history.ScanRun`).
+    started: datetime | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -78,7 +84,7 @@ def _field(text: str) -> bytes:
 
 def _body(token: ScanToken) -> bytes:
     """Flags, the error count, then length-prefixed UTF-8 fields: operation, container, [prefix], [marker],
-    [after], [state]."""
+    [after], [state], [started]."""
     marker, after, prefix = token.position.marker, token.position.after, token.prefix
     flags = _WHOLE_ACCOUNT if token.whole_account else 0
     fields = [_field(token.operation), _field(token.container)]
@@ -99,6 +105,9 @@ def _body(token: ScanToken) -> bytes:
     if token.state is not None:
         flags |= _STATE
         fields.append(_field(token.state))
+    if token.started is not None:
+        flags |= _STARTED
+        fields.append(_STARTED_US.pack((token.started - _EPOCH) // timedelta(microseconds=1)))
     return bytes([flags]) + _ERRORS.pack(min(token.errors, 2**32 - 1)) + b"".join(fields)
 
 
@@ -134,6 +143,11 @@ class _Reader:
             raise ValueError("field beyond the end of the token")
         return self._data[start:self._at].decode("utf-8")
 
+    def number(self, layout: struct.Struct) -> int:
+        (value,) = layout.unpack_from(self._data, self._at)
+        self._at += layout.size
+        return int(value)
+
     def done(self) -> bool:
         return self._at == len(self._data)
 
@@ -165,10 +179,11 @@ def _parse(payload: bytes) -> tuple[str, ScanToken]:
     if flags & _MARKER_IS_AFTER:
         marker = after
     state = fields.text() if flags & _STATE else None
+    started = _EPOCH + timedelta(microseconds=fields.number(_STARTED_US)) if flags & _STARTED else None
     if not fields.done():
         raise ValueError("trailing bytes")
     return operation, ScanToken(operation, container, prefix, bool(flags & _WHOLE_ACCOUNT), Position(marker, after),
-                                errors, state)
+                                errors, state, started)
 
 
 def decode_token(text: str, key: bytes, operation: str) -> ScanToken:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 from typing import Callable, Iterator, Literal, NamedTuple
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -26,7 +27,8 @@ from shared_code.storage.clients import backup_container_client, blob_service, q
 from shared_code.core.counters import LockedCounters
 from shared_code.core.clock import SYSTEM_CLOCK, Clock, Deadline, WallClock, utc_now
 from shared_code.scan.continuation import ScanToken, decode_token, encode_token
-from shared_code.core.detect import backup_key, is_settled
+from shared_code.core.detect import ListedBlob, backup_key, base_name_key, is_settled
+from shared_code.core.history import ScanRun
 from shared_code.core.errors import BackupError, ContainerNotFound, InvalidInput, StorageUnavailable
 from shared_code.storage.pages import PageReader
 from shared_code.storage.cursor import Position, iterate_groups, never_settled, start_reading
@@ -46,6 +48,7 @@ from shared_code.storage.scan_state import ScanStateStore
 from shared_code.scan.resumable_backups import ResumableBackupKeys
 from shared_code.storage.protection_records import ProtectionRecords
 from shared_code.telemetry.instruments import metrics
+from shared_code.scan.deletions import log_scan, record_deletions, record_gone_containers
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class Suspended(NamedTuple):
 
     position: Position
     state: str | None = None
+    started: datetime | None = None  # when the container's scan began: the token carries it to the last call
 
 
 class ContainerVanished(ContainerNotFound):
@@ -79,6 +83,10 @@ class ScanReport(LockedCounters):
     vanished: int = 0
     containers_vanished: int = 0
     unbackupable: int = 0
+    deletions_recorded: int = 0            # blob deletion records written (`scan.deletions`)
+    container_deletions_recorded: int = 0  # records of source containers found gone (whole-account scans)
+    excluded: list[str] = field(default_factory=list)  # containers EXCLUDED_CONTAINERS left out
+    message: str | None = None             # what a person should know, e.g. that the one container is excluded
     unbackupable_blobs: list[dict[str, str]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     complete: bool = True
@@ -119,6 +127,7 @@ class ScanReport(LockedCounters):
             data: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
             data["errors"] = [dict(e) for e in self.errors]
             data["unbackupable_blobs"] = [dict(e) for e in self.unbackupable_blobs]
+            data["excluded"] = list(self.excluded)
         return data
 
 
@@ -127,7 +136,8 @@ class _Scan:
 
     def __init__(self, settings: Settings, container: str, mode: Mode, report: ScanReport,
                  progress: Progress | None = None, backups_ahead: BackupKeysAhead | None = None,
-                 state: str | None = None, wall_clock: WallClock = utc_now) -> None:
+                 state: str | None = None, started: datetime | None = None,
+                 wall_clock: WallClock = utc_now) -> None:
         self.progress = progress
         self.container = container
         self.mode = mode
@@ -142,6 +152,12 @@ class _Scan:
         self.resumable: ResumableBackupKeys | None = None
         # What reconciliation finds unprotected (core.protection), from the plan it makes anyway.
         self.protection = ContainerProtection(container, wall_clock()) if mode == "reconcile" else None
+        self.now = wall_clock
+        self.started = started or wall_clock()  # when this container's scan began (an earlier call, for a chain)
+        self.prefix: str | None = None
+        # Keys of the source names the backups hold that the walk has not seen as base blobs (yet): at the
+        # end of a complete walk, the deleted names (`detect.name_key`; reconciliation only).
+        self.held: set[bytes] = set()
 
     def _list_backups(self, deadline: Deadline | None) -> bool:
         """The container's backup keys; False when this call's time ran out while listing them.
@@ -154,8 +170,10 @@ class _Scan:
         backups = backup_container_client(self.settings, self.container)
         with storage_errors(f"listing backup container {backups.container_name!r}"):
             if deadline is None:
-                self.backups = (self.backups_ahead.result() if self.backups_ahead is not None
-                                else present_backup_keys(backups, self.settings.list_page_size))
+                if self.backups_ahead is not None:
+                    self.backups, self.held = self.backups_ahead.result(), self.backups_ahead.names
+                else:
+                    self.backups = present_backup_keys(backups, self.settings.list_page_size, self.held, self.prefix)
                 return True
             store = scan_state_store(self.settings)
             if self.backups_ahead is not None and self.state is None:
@@ -163,9 +181,42 @@ class _Scan:
                                                                 self.settings.list_page_size)
             else:
                 self.resumable = ResumableBackupKeys(store, self.container, backups, self.state,
-                                                     self.settings.list_page_size)
+                                                     self.settings.list_page_size, self.prefix)
             self.backups = self.resumable.list_until(deadline)
+            self.held = self.resumable.names
         return self.backups is not None
+
+    def _saw(self, group: list[ListedBlob]) -> None:
+        """A name the walk saw: with a base blob, it is not deleted (only names with backups are tracked)."""
+        key = base_name_key(group)
+        if key is None:
+            return
+        if self.resumable is not None:
+            self.resumable.saw(key)  # also kept for the chain's next calls
+        else:
+            self.held.discard(key)
+
+    def _completed(self) -> None:
+        """The walk covered the whole container (or prefix): record what is gone, then log the scan.
+
+        Not when an earlier call's state was lost (an ADF retry of a chain's
+        last call): which names its walk saw is gone with it, so "never seen"
+        would wrongly include them. That scan logs nothing either, since its
+        entry would claim it judged every name.
+        """
+        if self.resumable is not None and self.resumable.lost:
+            log.warning(logline(operation="reconcile", outcome="deletions_not_judged", container=self.container,
+                                reason="the chain's saved state is gone"))
+            return
+        found_at = self.now()
+        if self.held:
+            written = record_deletions(self.settings, self.container, self.prefix, self.held, found_at,
+                                       self.report.error)
+            if written is None:
+                return  # a record could not be written: no scan-log entry, the next scan looks again
+            self.report.add(deletions_recorded=written)
+        log_scan(self.settings, ScanRun(self.container, self.prefix, self.mode, self.started, self.now()),
+                 self.report.error)
 
     def _end_call(self, stopped_at: Position | None) -> Suspended | None:
         """Keep the backup keys for the next call (suspended), or drop the saved ones (done)."""
@@ -174,9 +225,9 @@ class _Scan:
                 self.resumable.finish()
             return None
         if self.resumable is None:
-            return Suspended(stopped_at)
+            return Suspended(stopped_at, started=self.started)
         with storage_errors("saving the reconciliation's backup keys"):
-            return Suspended(stopped_at, self.resumable.suspend())
+            return Suspended(stopped_at, self.resumable.suspend(), self.started)
 
     def _has_backup(self, name: str, etag: str, last_modified: object) -> bool:
         assert self.backups is not None
@@ -196,6 +247,7 @@ class _Scan:
         scanned = directories = 0
         stopped_at: Position | None = None
         page_size = self.settings.list_page_size
+        self.prefix = prefix or None
         # Reconciliation backs up older snapshotted versions too: it needs every version of a name.
         settled = never_settled if self.mode == "reconcile" else is_settled
         reader = reader or start_reading(self.source, prefix, start, page_size,  # the first page loads meanwhile
@@ -209,6 +261,8 @@ class _Scan:
                                         settled=settled)
                 protection = self.protection
                 for group, position in groups:
+                    if self.held:
+                        self._saw(group)
                     verdict, actions = plan(group, self.backups)
                     if verdict is None:
                         directories += any(e.is_directory and e.snapshot is None for e in group)
@@ -246,6 +300,8 @@ class _Scan:
         self.report.add(containers=1)
         if self.progress is not None:
             self.progress(self.container, scanned)
+        if stopped_at is None and self.mode == "reconcile":
+            self._completed()
         if not prefix:  # a prefix's figures would pass for the whole container's
             self._keep_protection(start, complete=stopped_at is None)
         return self._end_call(stopped_at)
@@ -320,6 +376,16 @@ def _listing_deadline(budget: float | None, clock: Clock) -> Deadline | None:
     return Deadline.after(budget * (1 - WRITE_DRAIN_SHARE), clock) if budget else None
 
 
+def _left_out(settings: Settings, container: str, report: ScanReport) -> bool:
+    """A scan asked for an excluded container: nothing is done, and the report says why (not an error)."""
+    if not settings.excludes(container):
+        return False
+    report.excluded = [container]
+    report.message = f"container {container!r} is excluded by EXCLUDED_CONTAINERS: nothing was scanned"
+    log.info(logline(operation="scan", outcome="excluded", container=container))
+    return True
+
+
 def scan_state_store(settings: Settings) -> ScanStateStore:
     return ScanStateStore(blob_service(settings.backup), settings.scan_state_container)
 
@@ -359,6 +425,8 @@ def produce(settings: Settings, container: str | None, prefix: str | None = None
     if prefix:
         validate_prefix(prefix)
     report = ScanReport(_errors_before=token.errors if token is not None else 0)
+    if _left_out(settings, container, report):
+        return report
     started = clock.monotonic()
     try:
         stopped = _Scan(settings, container, "produce", report, progress).run(
@@ -379,7 +447,11 @@ def reconcile(settings: Settings, container: str | None = None, prefix: str | No
 
     Over the whole account, a container that cannot be backed up (its backup
     container name would be invalid) is reported in `errors` and the others
-    are still reconciled. With a `budget`, as `produce`.
+    are still reconciled. With a `budget`, as `produce`. Every container (or
+    prefix) whose walk completes gets its deletions recorded and a scan-log
+    entry (`scan.deletions`); a whole-account scan's first call also records
+    source containers found gone. Excluded containers (EXCLUDED_CONTAINERS)
+    are left out; one asked for by name is not scanned, and the report says so.
     """
     token = _open(continuation, settings, "reconcile")
     start = Position()
@@ -407,16 +479,23 @@ def _reconcile(settings: Settings, container: str | None, prefix: str | None, pr
                token: ScanToken | None, start: Position, report: ScanReport, deadline: Deadline | None,
                wall_clock: WallClock) -> ScanReport:
     if container is not None:
+        if _left_out(settings, container, report):
+            return report
         stopped = _Scan(settings, container, "reconcile", report, progress,
-                        state=token.state if token is not None else None, wall_clock=wall_clock).run(
+                        state=token.state if token is not None else None,
+                        started=token.started if token is not None else None, wall_clock=wall_clock).run(
                             prefix, start, deadline)
         if stopped is not None:
             report.suspend(encode_token(ScanToken("reconcile", container, prefix or None, False, stopped.position,
-                                                  report.error_count, stopped.state), settings.continuation_key))
+                                                  report.error_count, stopped.state, stopped.started),
+                                        settings.continuation_key))
         return report
     with storage_errors("listing the source account's containers"):
-        names = lake_container_names(blob_service(settings.source))
-    if token is not None:
+        every = lake_container_names(blob_service(settings.source))
+    names, report.excluded = settings.split_excluded(every)
+    if token is None:  # once per scan, in its first call
+        report.add(container_deletions_recorded=record_gone_containers(settings, set(every), wall_clock(), report.error))
+    else:
         names = [name for name in names if name >= token.container]
     ahead = _NextContainerAhead(settings)
     try:
@@ -431,12 +510,13 @@ def _reconcile(settings: Settings, container: str | None, prefix: str | None, pr
             else:
                 with ahead.taken(name) as (backups, first_page):
                     ahead.start(names[index + 1] if index + 1 < len(names) else None)
-                    state = token.state if resumed and token is not None else None
+                    carried = (token.state, token.started) if resumed and token is not None else (None, None)
                     stopped = _reconcile_one(settings, name, report, progress, position, deadline,
-                                             backups, first_page, ahead.start_first_page, state, wall_clock)
+                                             backups, first_page, ahead.start_first_page, *carried, wall_clock)
             if stopped is not None:
                 report.suspend(encode_token(ScanToken("reconcile", name, None, True, stopped.position,
-                                                      report.error_count, stopped.state), settings.continuation_key))
+                                                      report.error_count, stopped.state, stopped.started),
+                                            settings.continuation_key))
                 return report
         return report
     finally:
@@ -509,9 +589,9 @@ def _list_ahead(settings: Settings, name: str | None) -> BackupKeysAhead | None:
 def _reconcile_one(settings: Settings, name: str, report: ScanReport, progress: Progress | None,
                    start: Position, deadline: Deadline | None, backups_ahead: BackupKeysAhead | None,
                    first_page: PageReader | None, on_last_page: Callable[[], None],
-                   state: str | None, wall_clock: WallClock) -> Suspended | None:
+                   state: str | None, started: datetime | None, wall_clock: WallClock) -> Suspended | None:
     try:
-        return _Scan(settings, name, "reconcile", report, progress, backups_ahead, state, wall_clock).run(
+        return _Scan(settings, name, "reconcile", report, progress, backups_ahead, state, started, wall_clock).run(
             None, start, deadline, first_page, on_last_page)
     except ContainerVanished:
         log.warning(logline(operation="reconcile", outcome="container_vanished", container=name))  # rest skipped

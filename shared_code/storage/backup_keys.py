@@ -11,21 +11,34 @@ from collections import deque
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
-from shared_code.core.detect import backup_key
+from shared_code.core.detect import backup_key, backed_name_key
 from shared_code.core.settings import DEFAULT_AHEAD_MAX_KEYS
 from shared_code.storage.pages import backup_name_pages, backup_names
 
 
-def present_backup_keys(container: ContainerClient, page_size: int = 5000) -> set[bytes]:
+def add_backed_name(names: set[bytes] | None, backup_name: str, prefix: str | None = None) -> None:
+    """Note in `names` (when kept) the source name a backup holds (`detect.backed_name_key`)."""
+    if names is not None and (key := backed_name_key(backup_name, prefix)) is not None:
+        names.add(key)
+
+
+def present_backup_keys(container: ContainerClient, page_size: int = 5000, names: set[bytes] | None = None,
+                        prefix: str | None = None) -> set[bytes]:
     """Keys of the complete backups in a backup container (empty if it does not exist).
 
     A server-side copy that failed or was aborted leaves a blob under the final
-    name; it is not a backup, so it does not count.
+    name; it is not a backup, so it does not count. With `names`, the keys of
+    the source names under `prefix` that have backups are added to it, from
+    the same listing (reconciliation's deletion records).
     """
+    keys: set[bytes] = set()
     try:
-        return {backup_key(name) for name in backup_names(container, page_size)}
+        for name in backup_names(container, page_size):
+            keys.add(backup_key(name))
+            add_backed_name(names, name, prefix)
     except ResourceNotFoundError:
         return set()
+    return keys
 
 
 class BackupKeysAhead:
@@ -48,6 +61,7 @@ class BackupKeysAhead:
     def __init__(self, container: ContainerClient, max_keys: int = DEFAULT_AHEAD_MAX_KEYS, page_size: int = 5000) -> None:
         self._pages = backup_name_pages(container, None, page_size)
         self._keys: set[bytes] = set()
+        self.names: set[bytes] = set()  # keys of the source names these backups hold (`detect.backed_name_key`)
         self._pending: deque[str] = deque()  # names of the current page not taken yet (a pause mid-page)
         self._marker: str | None = None      # the next page after the current one (None: it is the last)
         self._done = False
@@ -66,7 +80,9 @@ class BackupKeysAhead:
                     names, self._marker = next(self._pages)
                     self._pending.extend(names)
                 while self._pending:
-                    self._keys.add(backup_key(self._pending.popleft()))
+                    name = self._pending.popleft()
+                    self._keys.add(backup_key(name))
+                    add_backed_name(self.names, name)
                     if stop_early and (self._cancelled.is_set() or len(self._keys) >= self._max_keys):
                         # paused: done already if that was the last page's last name (take_over says so)
                         self._done = not self._pending and self._marker is None
@@ -105,11 +121,13 @@ class BackupKeysAhead:
     def take_over(self) -> tuple[set[bytes], str | None, bool]:
         """What the thread listed, for a caller that lists the rest itself, later or in other calls.
 
-        Returns the keys, the marker of the next page to list and whether the
+        Returns the keys (the source names they hold are in `names`), the marker of the next page to list and whether the
         listing is complete; this listing stops here (its fetched-ahead page is dropped).
         """
         self._paused_result()
         keys = self._keys | {backup_key(name) for name in self._pending}
+        for name in self._pending:
+            add_backed_name(self.names, name)
         self._pending.clear()
         self._pages.close()
         return (set() if self._missing else keys), self._marker, self._done

@@ -145,7 +145,7 @@ def complete_backup_name(blob: ET.Element) -> str | None:
 
 
 class BackupEntry(NamedTuple):
-    """What `verify` needs of one complete backup in a backup listing (include=metadata,copy)."""
+    """What `verify` and the deletion records need of one complete backup in a backup listing (include=metadata,copy)."""
 
     name: str
     size: int

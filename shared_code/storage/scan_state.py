@@ -22,6 +22,10 @@ The state lives in the backup account, container `SCAN_STATE_CONTAINER`
 carries only the scan id. Keep that container out of any immutability policy
 (its blobs are rewritten and deleted); a state blob is deleted when its scan
 completes, and one left by an abandoned chain after `STALE_AFTER`.
+The same blob keeps what the deletion records need across the calls (16
+bytes per name, `detect.name_key`): blocks of the source names the backups
+hold (`n`, listed with the backups) and of the base names each call's walk
+saw (`s`); the scan's last call takes "held, never seen" as the deleted names.
 Keys listed in an earlier call are older when judged against: a backup
 made in between reads as missing and is requested again (the worker finds it
 and completes the request), as with any listing made ahead.
@@ -35,6 +39,7 @@ import secrets
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Sequence
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -46,10 +51,12 @@ from shared_code.core.naming import quoted_etag
 
 log = logging.getLogger(__name__)
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2 added the name blocks; a state of format 1 is unreadable: listed afresh, no deletions judged
 STALE_AFTER = timedelta(days=7)
 KEYS_PER_BLOCK = 262_144  # 4 MiB blocks: one failed upload retries 4 MiB, not the whole listing
 _TRAILER_LENGTH = struct.Struct(">I")  # the trailer's size, as the blob's last 4 bytes
+_BACKUPS, _HELD, _SEEN = "k", "n", "s"  # block kinds: backup keys, names the backups hold, names a walk saw
+_KINDS = (_BACKUPS, _HELD, _SEEN)
 
 
 @dataclass
@@ -60,6 +67,10 @@ class KeyState:
     marker: str | None = None  # the backup listing's next page; None with `done` False: not started
     done: bool = False
     blocks: int = 0  # key blocks already committed to the state blob
+    # Keys of the source names the backups hold that no call's walk has seen as a base blob yet.
+    names: set[bytes] = field(default_factory=set)
+    # (kind, keys) of every committed block, in order: `k` backup keys, `n` held names, `s` seen names.
+    layout: list[tuple[str, int]] = field(default_factory=list)
 
 
 def new_scan_id() -> str:
@@ -69,7 +80,8 @@ def new_scan_id() -> str:
 
 def encode_trailer(state: KeyState) -> bytes:
     body = json.dumps({"v": STATE_FORMAT, "marker": state.marker, "done": state.done, "keys": len(state.keys),
-                       "blocks": state.blocks}, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+                       "blocks": state.blocks, "layout": "".join(f"{kind}{count}," for kind, count in state.layout)},
+                      ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return body + _TRAILER_LENGTH.pack(len(body))
 
 
@@ -84,14 +96,23 @@ def decode_state(data: bytes) -> KeyState:
     trailer = json.loads(data[keys_end:len(data) - _TRAILER_LENGTH.size])
     if not isinstance(trailer, dict) or trailer.get("v") != STATE_FORMAT:
         raise ValueError("state blob has an unknown format")
+    layout = [(item[0], int(item[1:])) for item in str(trailer.get("layout", "")).split(",") if item]
+    if (sum(count for _, count in layout) * BACKUP_KEY_BYTES != keys_end or len(layout) != trailer.get("blocks")
+            or any(kind not in _KINDS for kind, _ in layout)):
+        raise ValueError("state blob's layout does not match its blocks")
     view = memoryview(data)
-    keys = {bytes(view[i:i + BACKUP_KEY_BYTES]) for i in range(0, keys_end, BACKUP_KEY_BYTES)}
-    return KeyState(keys=keys, marker=trailer.get("marker"), done=bool(trailer.get("done")),
-                    blocks=int(trailer.get("blocks", 0)))
+    read: dict[str, set[bytes]] = {kind: set() for kind in _KINDS}
+    at = 0
+    for kind, count in layout:
+        end = at + count * BACKUP_KEY_BYTES
+        read[kind].update(bytes(view[i:i + BACKUP_KEY_BYTES]) for i in range(at, end, BACKUP_KEY_BYTES))
+        at = end
+    return KeyState(keys=read[_BACKUPS], marker=trailer.get("marker"), done=bool(trailer.get("done")),
+                    blocks=len(layout), names=read[_HELD] - read[_SEEN], layout=layout)
 
 
 def _block_id(kind: str, number: int) -> str:
-    """Block ids of one blob must all have the same length: `k000042` (keys) or `t000042` (trailer)."""
+    """Block ids of one blob must all have the same length: `k000042` (a key block) or `t000042` (trailer)."""
     return base64.b64encode(f"{kind}{number:06d}".encode("ascii")).decode("ascii")
 
 
@@ -125,13 +146,20 @@ class ScanStateStore:
                                 scan=scan_id, error=str(exc)))  # the backups are listed again
             return None
 
-    def save(self, source_container: str, scan_id: str, state: KeyState, new_keys: list[bytes]) -> None:
-        """Append `new_keys` and a new trailer; the keys already committed are not sent again."""
+    def save(self, source_container: str, scan_id: str, state: KeyState, new_keys: Sequence[bytes],
+             new_names: Sequence[bytes] = (), seen: Sequence[bytes] = ()) -> None:
+        """Append the new backup keys, held names and seen names, and a new trailer.
+
+        The blocks already committed are not sent again.
+        """
         blob = self._blob(source_container, scan_id)
-        for start in range(0, len(new_keys), KEYS_PER_BLOCK):
-            self._stage(blob, _block_id("k", state.blocks), b"".join(new_keys[start:start + KEYS_PER_BLOCK]))
-            state.blocks += 1
-        ids = [BlobBlock(_block_id("k", n)) for n in range(state.blocks)]
+        for kind, items in ((_BACKUPS, new_keys), (_HELD, new_names), (_SEEN, seen)):
+            for start in range(0, len(items), KEYS_PER_BLOCK):
+                chunk = items[start:start + KEYS_PER_BLOCK]
+                self._stage(blob, _block_id(kind, state.blocks), b"".join(chunk))
+                state.layout.append((kind, len(chunk)))
+                state.blocks += 1
+        ids = [BlobBlock(_block_id(kind, n)) for n, (kind, _) in enumerate(state.layout)]
         trailer = _block_id("t", state.blocks)
         self._stage(blob, trailer, encode_trailer(state))
         blob.commit_block_list(ids + [BlobBlock(trailer)])

@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 SCAN_KEYS = ("containers", "scanned", "directories_skipped", "snapshots_created", "backup_requests", "vanished",
              "containers_vanished", "unbackupable")
+DELETION_KEYS = ("deletions_recorded", "container_deletions_recorded")  # rows only when some were (JSON: always)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,9 @@ def render_plain(table: Table) -> str:
 def scan_table(report: Mapping[str, Any]) -> Table:
     """`produce` / `reconcile`: one counter per row, then every unbackupable blob and error listed."""
     rows = tuple((key, str(report[key])) for key in SCAN_KEYS if key in report)
-    after = tuple(f"unbackupable: {e['container']}/{e['blob']!r}: {e['reason']}" for e in report.get("unbackupable_blobs", []))
+    rows += tuple((key, str(report[key])) for key in DELETION_KEYS if report.get(key))
+    after = _excluded_lines(report)
+    after += tuple(f"unbackupable: {e['container']}/{e['blob']!r}: {e['reason']}" for e in report.get("unbackupable_blobs", []))
     after += tuple(f"error: {e['container']}{'/' + e['blob'] if 'blob' in e else ''}: {e['error']}"
                    for e in report.get("errors", []))
     return Table(columns=(Column("counter", 20), Column("count", 10, right=True)), rows=rows, after=after, header=False)
@@ -79,6 +82,15 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
+def _excluded_lines(report: Mapping[str, Any]) -> tuple[str, ...]:
+    """The one excluded container asked for (its message), or those a whole-account run left out."""
+    if report.get("message"):
+        return (report["message"],)
+    if report.get("excluded"):
+        return (f"excluded (EXCLUDED_CONTAINERS): {', '.join(report['excluded'])}",)
+    return ()
+
+
 def status_table(status: Mapping[str, Any]) -> Table:
     """`status`: per container, blobs and how many are protected, what is stored and the lag; the queues and cost below."""
     columns = (Column("container", 24), Column("blobs", 8, right=True), Column("snapshot ok", 12, right=True),
@@ -92,7 +104,7 @@ def status_table(status: Mapping[str, Any]) -> Table:
     after = [f"queue: {status['queue_length']} pending, {status['poison_length']} poison",
              f"estimated capacity cost: ${status['monthly_cost']:.2f}/month (PRICES_PER_GB_MONTH)"]
     after += [f"note: {caveat}" for caveat in status["caveats"]]
-    return Table(columns=columns, rows=rows, after=tuple(after))
+    return Table(columns=columns, rows=rows, after=tuple(after) + _excluded_lines(status))
 
 
 def verify_table(report: Mapping[str, Any]) -> Table:
@@ -100,7 +112,11 @@ def verify_table(report: Mapping[str, Any]) -> Table:
     violations: Sequence[Mapping[str, str]] = report["violations"]
     verdict = "clean" if report["clean"] else f"{len(violations)} violation(s)"
     before = [f"{verdict}: {report['containers']} container(s), {report['blobs_checked']} blob(s), "
-              f"{report['backups_checked']} backup(s) checked, {report['bytes_hashed']} bytes hashed"]
+              f"{report['backups_checked']} backup(s) checked, {report.get('records_checked', 0)} deletion record(s), "
+              f"{report['bytes_hashed']} bytes hashed"]
+    before += _excluded_lines(report)
+    if violations:
+        before.append(", ".join(f"{kind}: {count}" for kind, count in report.get("counts", {}).items() if count))
     if report["changed_while_verifying"]:
         before.append(f"{report['changed_while_verifying']} blob(s) changed while verifying and were not judged")
     rows = tuple((v["kind"], v["container"], f"{v['blob']}: {v['detail']}") for v in violations)

@@ -157,7 +157,8 @@ def test_without_a_terminal_the_output_is_exactly_the_plain_table_or_the_json(
         " base blob\n"
         "note: the source's blobs are priced at the Hot tier (their tiers are not read)\n")
     code, out, err = run(capsys, "verify")
-    assert (code, err) == (0, "") and out == "clean: 1 container(s), 3 blob(s), 3 backup(s) checked, 0 bytes hashed\n"
+    assert (code, err) == (0, "") and out == ("clean: 1 container(s), 3 blob(s), 3 backup(s) checked, "
+                                              "0 deletion record(s), 0 bytes hashed\n")
     code, out, err = run(capsys, "--json", "reconcile")
     report = json.loads(out)
     assert code == 0 and err == "" and out == json.dumps(report, indent=2) + "\n" and report["scanned"] == 3

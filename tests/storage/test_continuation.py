@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 import string
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -158,12 +159,16 @@ def test_a_name_beyond_the_services_limit_is_refused_when_encoding_not_by_the_ne
 @settings(max_examples=300, deadline=None)
 @given(operation=st.sampled_from(["produce", "reconcile"]), container=st.text(string.ascii_lowercase, min_size=3,
        max_size=63), prefix=st.none() | st.text(max_size=40), rest=st.none() | st.text(min_size=1, max_size=60),
-       marker=st.sampled_from(["none", "after", "opaque"]), whole_account=st.booleans())
+       marker=st.sampled_from(["none", "after", "opaque"]), whole_account=st.booleans(),
+       state=st.none() | st.text(string.hexdigits, min_size=16, max_size=16),
+       started=st.none() | st.datetimes(timezones=st.just(timezone.utc)))
 def test_every_token_opens_to_what_was_encoded(operation: str, container: str, prefix: str | None,  # type: ignore[no-untyped-def]
-                                               rest: str | None, marker: str, whole_account: bool) -> None:
+                                               rest: str | None, marker: str, whole_account: bool,
+                                               state: str | None, started: datetime | None) -> None:
+    """Every field comes back, the container scan's start (for its scan-log entry) to the microsecond."""
     after = None if rest is None else (prefix or "") + rest
     position = Position({"none": None, "after": after, "opaque": "2!80!MDAwMDE1IWJsb2I-"}[marker], after)
-    token = ScanToken(operation, container, prefix, whole_account, position)
+    token = ScanToken(operation, container, prefix, whole_account, position, state=state, started=started)
     assert round_trip(token)[1] == token
 
 

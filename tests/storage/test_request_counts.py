@@ -28,19 +28,23 @@ def counter(lake: Lake) -> Iterator[RequestCounter]:
 
 
 def test_steady_state_reconciliation_makes_only_listing_requests_and_its_records(counter: RequestCounter) -> None:
-    call_http(RECONCILIATION)  # the first one also creates the state container for the protection records
+    """Listings, plus per container the protection record (Monitoring) and one scan-log entry (deletion
+    windows): no deletion, so no records are read."""
+    call_http(RECONCILIATION)  # the first one also creates the state and the records containers
     counter.requests.clear()
     status, body = call_http(RECONCILIATION)
     assert status == 200 and (body["snapshots_created"], body["backup_requests"]) == (0, 0)
+    assert (body["deletions_recorded"], body["container_deletions_recorded"]) == (0, 0)
     n = len(CONTAINERS) * PER_CONTAINER
     listings = [r for r in counter.requests if "comp=list" in r[2]]
-    # list containers + per container one source and one backup listing page
-    assert len(listings) == 1 + 2 * len(CONTAINERS), counter.requests
-    assert len(listings) <= 2 * math.ceil(n / 5000) + len(CONTAINERS) + 2
-    # ... and per container one small write: the protection record the Monitoring timer reads back
-    others = sorted((method, url.partition("/reconcile-state/")[2]) for method, url, query in counter.requests
-                    if "comp=list" not in query)
-    assert others == sorted(("PUT", f"_protection/{c}.json") for c in CONTAINERS), others
+    # the source's and the backup account's containers (deleted containers), + per container one source
+    # and one backup listing page: a container without deletions costs no listing more than before
+    assert len(listings) == 2 + 2 * len(CONTAINERS), listings
+    assert len(listings) <= 2 * math.ceil(n / 5000) + len(CONTAINERS) + 3
+    writes = sorted((method, "protection" if "/reconcile-state/_protection/" in path
+                     else "scan log" if "/backup-records/scans/" in path else path)
+                    for method, path, query in counter.requests if "comp=list" not in query)
+    assert writes == sorted([("PUT", "protection"), ("PUT", "scan log")] * len(CONTAINERS)), counter.requests
 
 
 def test_steady_state_producer_makes_one_listing_request(counter: RequestCounter) -> None:

@@ -19,10 +19,14 @@ keys = st.sets(st.binary(min_size=BACKUP_KEY_BYTES, max_size=BACKUP_KEY_BYTES), 
 markers = st.none() | st.text(min_size=1, max_size=1024)
 
 
-@given(keys, markers, st.booleans(), st.integers(0, 10))
-def test_a_state_blob_reads_back_what_was_written(found: set[bytes], marker: str | None, done: bool, blocks: int) -> None:
-    state = KeyState(keys=found, marker=marker, done=done, blocks=blocks)
-    data = b"".join(sorted(found)) + encode_trailer(state)
+@given(keys, keys, keys, markers, st.booleans())
+def test_a_state_blob_reads_back_what_was_written(found: set[bytes], held: set[bytes], seen: set[bytes],
+                                                  marker: str | None, done: bool) -> None:
+    """Backup keys, the names they hold and the names a walk saw come back; held minus seen are the names."""
+    blocks = [(kind, sorted(items)) for kind, items in (("k", found), ("n", held), ("s", seen)) if items]
+    state = KeyState(keys=found, marker=marker, done=done, blocks=len(blocks), names=held - seen,
+                     layout=[(kind, len(items)) for kind, items in blocks])
+    data = b"".join(b"".join(items) for _, items in blocks) + encode_trailer(state)
     assert decode_state(data) == state
 
 
@@ -36,7 +40,8 @@ def test_a_damaged_state_blob_is_listed_afresh_not_trusted(lake: Lake) -> None:
 
 
 @pytest.mark.parametrize("data", [b"", b"xy", b"\x00\x00\x00\x05abc", b"k" * 16 + b'{"v":9}' + b"\x00\x00\x00\x07",
-                                  b"k" * 15 + b'{"v":1}' + b"\x00\x00\x00\x07"])
+                                  b"k" * 15 + b'{"v":2}' + b"\x00\x00\x00\x07",
+                                  b"k" * 16 + b'{"v":2,"blocks":0}' + b"\x00\x00\x00\x12"])
 def test_what_is_not_a_state_blob_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError):
         decode_state(data)

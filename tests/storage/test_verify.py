@@ -226,13 +226,14 @@ def test_a_blob_never_backed_up_and_a_new_version_are_reported(lake: Lake) -> No
                      ("late.csv", MISSING_BACKUP), ("late.csv", MISSING_SNAPSHOT)]
 
 
-def test_verify_costs_two_listings_per_container_not_a_request_per_blob(lake: Lake) -> None:
+def test_verify_costs_three_listings_per_container_not_a_request_per_blob(lake: Lake) -> None:
     backed_up_lake(lake, [f"d/{i:02d}.csv" for i in range(25)])
     counter = RequestCounter()
     with clients.observing(counter):
         report = verify_lake(lake.settings)
     assert report.clean and report.blobs_checked == 25
-    assert len(counter.requests) == 3, counter.requests  # list containers; the backup and the grouped listing
+    # list containers; the backups, the container's deletion records and the grouped listing
+    assert len(counter.requests) == 4, counter.requests
     assert all("comp=list" in query for _, _, query in counter.requests)
 
 

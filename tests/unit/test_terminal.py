@@ -81,14 +81,27 @@ def test_scan_rows_list_every_unbackupable_blob_and_error_below_the_counters() -
         "unbackupable: raw/'bad\\x01name': control", "error: raw/b: boom", "error: gone: vanished"]
 
 
+def test_scan_rows_say_why_an_excluded_container_was_not_scanned_and_which_were_left_out() -> None:
+    one = {"containers": 0, "scanned": 0, "excluded": ["scratch"], "message": "container 'scratch' is excluded"}
+    assert render_plain(scan_table(one)).splitlines()[-1] == "container 'scratch' is excluded"
+    whole = {"containers": 1, "deletions_recorded": 2, "excluded": ["scratch", "tmp-a"], "message": None}
+    assert render_plain(scan_table(whole)).splitlines() == [
+        "containers                    1", "deletions_recorded            2",
+        "excluded (EXCLUDED_CONTAINERS): scratch, tmp-a"]
+
+
 def test_verify_rows_show_a_summary_and_a_header_only_over_violations() -> None:
     clean = {"clean": True, "containers": 2, "blobs_checked": 4, "backups_checked": 4, "bytes_hashed": 0,
-             "changed_while_verifying": 0, "violations": []}
-    assert render_plain(verify_table(clean)) == "clean: 2 container(s), 4 blob(s), 4 backup(s) checked, 0 bytes hashed"
-    broken = {**clean, "clean": False, "changed_while_verifying": 1,
+             "records_checked": 3, "changed_while_verifying": 0, "violations": []}
+    assert render_plain(verify_table(clean)) == ("clean: 2 container(s), 4 blob(s), 4 backup(s) checked, "
+                                                 "3 deletion record(s), 0 bytes hashed")
+    broken = {**clean, "clean": False, "changed_while_verifying": 1, "excluded": ["tmp-a"],
+              "counts": {"missing backup": 1, "unrecorded deletion": 0},
               "violations": [{"container": "raw", "blob": "a.csv", "kind": "missing backup", "detail": "none"}]}
     assert render_plain(verify_table(broken)).splitlines() == [
-        "1 violation(s): 2 container(s), 4 blob(s), 4 backup(s) checked, 0 bytes hashed",
+        "1 violation(s): 2 container(s), 4 blob(s), 4 backup(s) checked, 3 deletion record(s), 0 bytes hashed",
+        "excluded (EXCLUDED_CONTAINERS): tmp-a",
+        "missing backup: 1",
         "1 blob(s) changed while verifying and were not judged",
         "kind               container                blob: detail",
         "missing backup     raw                      a.csv: none"]

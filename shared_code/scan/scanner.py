@@ -151,9 +151,10 @@ class _Scan:
         self.state = state  # the scan id of backup keys an earlier call saved (HTTP reconciliation)
         self.resumable: ResumableBackupKeys | None = None
         # What reconciliation finds unprotected (core.protection), from the plan it makes anyway.
-        self.protection = ContainerProtection(container, wall_clock()) if mode == "reconcile" else None
         self.now = wall_clock
-        self.started = started or wall_clock()  # when this container's scan began (an earlier call, for a chain)
+        began = wall_clock()  # one reading: this call's start, for the protection figures and a new scan's log
+        self.protection = ContainerProtection(container, began) if mode == "reconcile" else None
+        self.started = started or began  # when this container's scan began (an earlier call, for a chain)
         self.prefix: str | None = None
         # Keys of the source names the backups hold that the walk has not seen as base blobs (yet): at the
         # end of a complete walk, the deleted names (`detect.name_key`; reconciliation only).

@@ -14,10 +14,9 @@ import pytest
 from azure.storage.blob import BlobServiceClient, ContentSettings
 
 from shared_code.core.errors import InvalidInput
-from shared_code.core.history import DeletionRecord
 from shared_code.local.fault_proxy import FaultPlan, FaultProxy
 from shared_code.restore.run import NothingToRestore, RestoreRequest, restore
-from shared_code.scan.scanner import produce
+from shared_code.scan.scanner import produce, reconcile
 from shared_code.storage.clients import record_store
 from shared_code.storage.history import Scope
 from shared_code.surfaces.cli import main
@@ -30,10 +29,12 @@ AWKWARD = ["a/plain.csv", "a/x.tar.gz", "a/space name.txt", "a/ünïcødé/фа�
 
 
 def protect(lake: Lake, container: str) -> datetime:
-    """Snapshot and back up every change, then return a moment after it all (and after every Last-Modified)."""
+    """Snapshot and back up every change, reconcile (which records deletions and logs the scan), then
+    return a moment after it all (and after every Last-Modified)."""
     report = produce(lake.settings, container)
     assert report.error_count == 0
     lake.drain()
+    assert reconcile(lake.settings, container).error_count == 0
     done = datetime.now(timezone.utc)
     time.sleep(1.05)  # Last-Modified has one-second precision: the next writes land in a later second than `done`
     return done
@@ -48,13 +49,6 @@ def contents(service: BlobServiceClient, container: str) -> dict[str, bytes]:
 
 def delete_blob(lake: Lake, container: str, name: str) -> None:
     lake.source.get_container_client(container).delete_blob(name, delete_snapshots="include")
-
-
-def record_deletion(lake: Lake, container: str, name: str, etag: str, last_modified: datetime,
-                    existed_until: datetime) -> None:
-    """What reconciliation writes when it finds a blob gone (written here through the same store)."""
-    record_store(lake.settings).add_deletion(DeletionRecord(
-        container, name, etag, last_modified, existed_until, datetime.now(timezone.utc)))
 
 
 def run_restore(lake: Lake, **kwargs: object) -> dict:
@@ -78,8 +72,6 @@ def test_the_lake_restored_at_several_times_is_what_existed_then(lake: Lake) -> 
         lake.upload("raw", name, state[name])
     truth.append((protect(lake, "raw"), dict(state)))
 
-    props = lake.source.get_blob_client("raw", AWKWARD[1]).get_blob_properties()
-    seen_until = datetime.now(timezone.utc)
     delete_blob(lake, "raw", AWKWARD[1])
     del state[AWKWARD[1]]
     for name in AWKWARD[2:5]:
@@ -87,8 +79,7 @@ def test_the_lake_restored_at_several_times_is_what_existed_then(lake: Lake) -> 
         lake.upload("raw", name, state[name])
     state["a/new.bin"] = b"new"
     lake.upload("raw", "a/new.bin", b"new")
-    record_deletion(lake, "raw", AWKWARD[1], props.etag.strip('"'), props.last_modified, seen_until)
-    at_second = protect(lake, "raw")
+    at_second = protect(lake, "raw")  # its reconciliation records the deletion
     truth.append((at_second, dict(state)))
 
     state[AWKWARD[2]] = b"v3"
@@ -147,9 +138,8 @@ def test_undelete_a_folder_with_include_deleted(lake: Lake) -> None:
         lake.upload("raw", name, name.encode())
     protect(lake, "raw")
     for name in ("gone/b.txt", "gone/c/d.txt"):
-        props = lake.source.get_blob_client("raw", name).get_blob_properties()
         delete_blob(lake, "raw", name)
-        record_deletion(lake, "raw", name, props.etag.strip('"'), props.last_modified, props.last_modified)
+    assert reconcile(lake.settings, "raw").deletions_recorded == 2
     plain = run_restore(lake, container="raw", scope=Scope(prefix="gone/"), to_container="undelete-plain")
     assert plain["planned"] == 0  # deleted by now: not part of the lake "as it is"
     back = run_restore(lake, container="raw", scope=Scope(prefix="gone/"), include_deleted=True, in_place=True)

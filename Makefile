@@ -36,6 +36,7 @@ bench: deps
 	$(PY) -m bench.decision_core 1000000 --json bench/decision_core.json
 	$(PY) -m bench.decision_core 5000000 --json bench/decision_core.json
 	$(PY) -m bench.scan_bench --n 20000 --rounds 3 --json bench/results.json
+	$(PY) -m bench.restore_bench --n 20000 --rounds 3 --json bench/restore_results.json
 
 # `make reliability`: the fault and bad-input scenarios (also part of `make test`), then the table
 # of what they measured, as RELIABILITY.md shows it.

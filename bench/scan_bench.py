@@ -96,11 +96,11 @@ def measure_side_by_side(rounds: int, steps: dict[str, Step], uncounted: tuple[s
     return results
 
 
-def raw_list(container: ContainerClient, include: str) -> int:
+def raw_list(container: ContainerClient, include: str, prefix: str | None = None) -> int:
     """The I/O floor: fetch every listing page (as the scans do), read only its next marker."""
     pages, marker = 0, None
     while True:
-        body = fetch_page(container, None, marker, 5000, include).body
+        body = fetch_page(container, prefix, marker, 5000, include).body
         pages += 1
         marker = peek_next_marker(body)
         if not marker:

@@ -42,7 +42,7 @@ from typing import Any, Callable
 from azure.core.exceptions import ResourceNotFoundError
 
 from bench.latency import LatencyProxy
-from bench.scan_bench import COUNTER, Step, measure_side_by_side, paired, raw_list
+from bench.scan_bench import COUNTER, Step, measure_side_by_side, raw_list, report_ratios
 from shared_code.core.history import CONTAINERS_PREFIX, DELETIONS_PREFIX
 from shared_code.core.naming import backup_blob_name, backup_container_name, normalize_etag
 from shared_code.core.pool import BoundedPool
@@ -356,16 +356,7 @@ def report(results: dict[str, Any]) -> None:
         "planning / floor, side by side": ("planning: restore --dry-run",
                                            "listing floor, source and backups side by side"),
     }
-    results["ratios"], results["ratios, paired by round"] = {}, {}
-    print(f"{'ratio':<52} {'of medians':>10} {'per round: median':>18}  rounds")
-    for label, (numerator, denominator) in pairs.items():
-        if numerator not in results or denominator not in results:
-            continue
-        of_medians, median_per_round, per_round = paired(results, numerator, denominator)
-        results["ratios"][label] = round(of_medians, 2)
-        results["ratios, paired by round"][label] = {"median": round(median_per_round, 2),
-                                                     "rounds": [round(r, 2) for r in per_round]}
-        print(f"{label:<52} {of_medians:>10.2f} {median_per_round:>18.2f}  {[round(r, 2) for r in per_round]}")
+    report_ratios(results, pairs, 52)
 
 
 if __name__ == "__main__":

@@ -31,11 +31,12 @@ run: deps
 	$(PY) -m shared_code.local.run $(ARGS)
 
 .PHONY: bench
-# `make bench`: the benchmarks recorded in BENCHMARKS.md (about 1-1.5 hours; not part of `make test`).
+# `make bench`: the benchmarks recorded in BENCHMARKS.md (about 2 hours; not part of `make test`).
 bench: deps
 	$(PY) -m bench.decision_core 1000000 --json bench/decision_core.json
 	$(PY) -m bench.decision_core 5000000 --json bench/decision_core.json
 	$(PY) -m bench.scan_bench --n 20000 --rounds 3 --json bench/results.json
+	$(PY) -m bench.restore_bench --n 20000 --rounds 3 --json bench/restore_results.json
 	$(PY) -m bench.prune_bench --versions 20000 --real-versions 2000 --rounds 3 --json bench/prune_results.json
 
 # `make reliability`: the fault and bad-input scenarios (also part of `make test`), then the table

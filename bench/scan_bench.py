@@ -96,11 +96,11 @@ def measure_side_by_side(rounds: int, steps: dict[str, Step], uncounted: tuple[s
     return results
 
 
-def raw_list(container: ContainerClient, include: str) -> int:
+def raw_list(container: ContainerClient, include: str, prefix: str | None = None) -> int:
     """The I/O floor: fetch every listing page (as the scans do), read only its next marker."""
     pages, marker = 0, None
     while True:
-        body = fetch_page(container, None, marker, 5000, include).body
+        body = fetch_page(container, prefix, marker, 5000, include).body
         pages += 1
         marker = peek_next_marker(body)
         if not marker:
@@ -374,8 +374,13 @@ def report(results: dict[str, Any], burst: int, pool: int) -> None:
         pairs["rclone copy no-op / our producer"] = ("rclone copy, nothing to copy", "producer, steady")
         pairs["rclone copy no-op / our reconcile"] = ("rclone copy, nothing to copy", "reconcile, steady")
         pairs["rclone check / our reconcile"] = ("rclone check --one-way", "reconcile, steady")
+    report_ratios(results, pairs, 58)
+
+
+def report_ratios(results: dict[str, Any], pairs: dict[str, tuple[str, str]], width: int) -> None:
+    """Print each ratio both ways (`paired`) and store them in `results` (the JSON's two ratio tables)."""
     results["ratios"], results["ratios, paired by round"] = {}, {}
-    print(f"{'ratio':<58} {'of medians':>10} {'per round: median':>18}  rounds")
+    print(f"{'ratio':<{width}} {'of medians':>10} {'per round: median':>18}  rounds")
     for label, (numerator, denominator) in pairs.items():
         if numerator not in results or denominator not in results:
             continue  # not measured in this run (--steady-only)
@@ -383,7 +388,7 @@ def report(results: dict[str, Any], burst: int, pool: int) -> None:
         results["ratios"][label] = round(of_medians, 2)
         results["ratios, paired by round"][label] = {"median": round(median_per_round, 2),
                                                      "rounds": [round(r, 2) for r in per_round]}
-        print(f"{label:<58} {of_medians:>10.2f} {median_per_round:>18.2f}  {[round(r, 2) for r in per_round]}")
+        print(f"{label:<{width}} {of_medians:>10.2f} {median_per_round:>18.2f}  {[round(r, 2) for r in per_round]}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 from urllib.parse import unquote
 
 from shared_code.core.naming import encode_metadata_value, normalize_etag, parse_backup_name
@@ -113,17 +113,23 @@ def user_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in metadata.items() if name.lower() not in ours}
 
 
-@dataclass(frozen=True)
-class BackupListing:
-    """What a backup listing says of one complete backup blob."""
+class BackupListing(Protocol):
+    """What a backup listing says of one complete backup blob (`storage.pages.BackupEntry` is one)."""
 
-    name: str
-    size: int
-    md5: bytes | None
-    metadata: Mapping[str, str]
-    created: datetime | None = None
-    blob_type: str = "BlockBlob"
-    access_tier: str | None = None
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def md5(self) -> bytes | None: ...
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
+    @property
+    def created(self) -> datetime | None: ...
+    @property
+    def blob_type(self) -> str: ...
+    @property
+    def access_tier(self) -> str | None: ...
 
 
 def version_from_backup(container: str, entry: BackupListing) -> CapturedVersion | None:

@@ -13,15 +13,9 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from shared_code.core.detect import name_key
-from shared_code.core.history import BackupListing, CapturedVersion, version_from_backup
+from shared_code.core.history import CapturedVersion, version_from_backup
 from shared_code.core.naming import contract_blob_name
-from shared_code.storage.pages import BackupEntry, backup_entries
-
-
-def backup_listing(entry: BackupEntry) -> BackupListing:
-    """A raw backup-listing entry as `core.history` reads it."""
-    return BackupListing(name=entry.name, size=entry.size, md5=entry.md5, metadata=entry.metadata,
-                         created=entry.created, blob_type=entry.blob_type, access_tier=entry.access_tier)
+from shared_code.storage.pages import backup_entries
 
 
 def versions_of(backups: ContainerClient, container: str, prefix: str | None, keys: Set[bytes],
@@ -37,7 +31,7 @@ def versions_of(backups: ContainerClient, container: str, prefix: str | None, ke
             blob = contract_blob_name(entry.name)
             if blob is None or (prefix and not blob.startswith(prefix)) or name_key(blob) not in keys:
                 continue
-            version = version_from_backup(container, backup_listing(entry))
+            version = version_from_backup(container, entry)
             if version is not None:
                 found.setdefault(version.name, []).append(version)
     except ResourceNotFoundError:

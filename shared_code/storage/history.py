@@ -24,7 +24,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from shared_code.core.detect import ListedBlob
-from shared_code.core.history import (BackupListing, CapturedVersion, DeletionRecord, ExistingBlob, merge_versions,
+from shared_code.core.history import (CapturedVersion, DeletionRecord, ExistingBlob, merge_versions,
                                       version_from_backup)
 from shared_code.core.provenance import RESTORED_ETAG
 from shared_code.core.naming import backup_container_name, backup_listing_prefix, posix_stem
@@ -98,9 +98,7 @@ def _backup_side(backup: BlobServiceClient, container: str, suffix: str, scope: 
     found: list[tuple[BackupEntry, CapturedVersion]] = []
     try:
         for entry in backup_entries(client, page_size, prefix=scope.backup_prefix, include=include):
-            version = version_from_backup(container, BackupListing(
-                name=entry.name, size=entry.size, md5=entry.md5, metadata=entry.metadata, created=entry.created,
-                blob_type=entry.blob_type, access_tier=entry.access_tier))
+            version = version_from_backup(container, entry)
             if version is not None and scope.covers(version.name):
                 found.append((entry, version))
     except ResourceNotFoundError:

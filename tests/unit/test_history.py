@@ -7,7 +7,8 @@ from hypothesis import example, given, strategies as st
 
 from shared_code.core.detect import ListedBlob, backed_name_key, base_name_key, name_key
 from shared_code.core import history
-from shared_code.core.history import BackupListing, CapturedVersion, DeletionRecord, ScanRun, container_deletion_of, \
+from shared_code.storage.pages import BackupEntry
+from shared_code.core.history import CapturedVersion, DeletionRecord, ScanRun, container_deletion_of, \
     deletion_of, version_from_backup
 from shared_code.core.naming import (
     MAX_BLOB_NAME,
@@ -144,12 +145,12 @@ def test_container_records_and_scan_runs_read_back_and_foreign_blobs_do_not() ->
 
 def test_a_backup_is_read_as_its_stamp_says_or_by_its_name_alone() -> None:
     name = backup_blob_name("d/a.csv", T, "0x1")
-    unstamped = version_from_backup("raw", BackupListing(name, 3, None, {}, created=T + HOUR))
+    unstamped = version_from_backup("raw", BackupEntry(name, 3, None, {}, created=T + HOUR))
     assert unstamped is not None and unstamped.unverified and unstamped.known_to_exist_at == T + HOUR
     stamp = {"source_etag": "0x1", "source_blob": "d/a.csv", "source_container": "raw",
              "source_snapshot": "2026-11-30T12:00:00.0000000Z", "colour": "blue"}
-    stamped = version_from_backup("raw", BackupListing(name, 3, None, stamp, created=T + HOUR))
+    stamped = version_from_backup("raw", BackupEntry(name, 3, None, stamp, created=T + HOUR))
     assert stamped is not None and not stamped.unverified and stamped.metadata == {"colour": "blue"}
     assert stamped.known_to_exist_at == T + 2 * HOUR  # its snapshot was taken after the backup's creation
-    assert version_from_backup("raw", BackupListing(name, 3, None, dict(stamp, source_etag="0x2"))) is None
-    assert version_from_backup("other", BackupListing(name, 3, None, stamp)) is None
+    assert version_from_backup("raw", BackupEntry(name, 3, None, dict(stamp, source_etag="0x2"))) is None
+    assert version_from_backup("other", BackupEntry(name, 3, None, stamp)) is None

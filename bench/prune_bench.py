@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
-from bench.scan_bench import COUNTER, Step, measure_side_by_side, paired, raw_list
+from bench.scan_bench import COUNTER, Step, measure_side_by_side, paired, raw_list, replay_saved
 from shared_code.core.naming import backup_blob_name, backup_container_name, normalize_etag
 from shared_code.core.provenance import provenance
 from shared_code.core.retention_policy import parse_policy
@@ -282,9 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="bench/prune_results.json")
     parser.add_argument("--report", metavar="JSON", help="print the table of a saved run again (no measuring)")
     args = parser.parse_args(argv)
-    if args.report:
-        with open(args.report, encoding="utf-8") as saved:
-            report(json.load(saved))
+    if replay_saved(args.report, report):
         return 0
     for flag, value in (("--versions", args.versions), ("--real-versions", args.real_versions)):
         if value < VERSIONS_PER_BLOB or value % VERSIONS_PER_BLOB:

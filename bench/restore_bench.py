@@ -42,7 +42,7 @@ from typing import Any, Callable
 from azure.core.exceptions import ResourceNotFoundError
 
 from bench.latency import LatencyProxy
-from bench.scan_bench import COUNTER, Step, measure_side_by_side, raw_list, report_ratios
+from bench.scan_bench import COUNTER, Step, measure_side_by_side, raw_list, replay_saved, report_ratios
 from shared_code.core.history import CONTAINERS_PREFIX, DELETIONS_PREFIX
 from shared_code.core.naming import backup_blob_name, backup_container_name, normalize_etag
 from shared_code.core.pool import BoundedPool
@@ -248,9 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="bench/restore_results.json")
     parser.add_argument("--report", metavar="JSON", help="print the table of a saved run again (no measuring)")
     args = parser.parse_args(argv)
-    if args.report:
-        with open(args.report, encoding="utf-8") as saved:
-            report(json.load(saved))
+    if replay_saved(args.report, report):
         return 0
     per_container = args.n // args.containers
     prefix = subset_prefix(args.subset // args.containers, per_container)

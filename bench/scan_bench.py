@@ -48,6 +48,15 @@ from shared_code.scan.scanner import ScanReport, _Scan, produce, reconcile
 from shared_code.core.settings import DEFAULT_WRITE_CONCURRENCY, Settings, load_settings
 
 
+def replay_saved(path: str | None, report: Callable[[dict[str, Any]], Any]) -> bool:
+    """`--report PATH`: print a saved run's table again instead of measuring; True when it did."""
+    if not path:
+        return False
+    with open(path, encoding="utf-8") as saved:
+        report(json.load(saved))
+    return True
+
+
 class Counter(SansIOHTTPPolicy):
     def __init__(self) -> None:
         self.count = 0

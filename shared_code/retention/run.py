@@ -136,9 +136,13 @@ def _lock(item: Item, lock: str | None) -> Item:
 
 
 def container_blobs(settings: Settings, source: BlobServiceClient, backup: BlobServiceClient, container: str,
-                    scope: Scope, records: list[DeletionRecord]) -> tuple[list[BlobVersions], dict[str, str]]:
+                    scope: Scope, records: list[DeletionRecord] | Callable[[], list[DeletionRecord]]
+                    ) -> tuple[list[BlobVersions], dict[str, str]]:
     """Every blob name of a container in scope with both sides' items (the plain data `decide` takes),
-    and each backup blob's own ETag (what its delete is conditional on)."""
+    and each backup blob's own ETag (what its delete is conditional on).
+
+    `records` may be a function: the deletion records are then read only when some listed name has
+    no base blob (only deleted blobs' decisions depend on them): two listings saved in the common case."""
     suffix = settings.backup_container_suffix
     listed = list_both_sides(source, backup, container, suffix, scope, settings.list_page_size, RETENTION_INCLUDE)
     source_lock = _container_locked(source, container) if listed.snapshots else None
@@ -158,6 +162,8 @@ def container_blobs(settings: Settings, source: BlobServiceClient, backup: BlobS
             version.etag, version.last_modified, version.backup, created, entry.size, stamped=not version.unverified,
             captured_at=version.captured_at, tier=entry.access_tier, tier_since=entry.tier_changed,
             immutable_until=entry.immutable_until, legal_hold=entry.legal_hold), backup_lock))
+    if callable(records):
+        records = records() if any(name not in listed.current for name in items) else []
     by_blob: dict[str, list[DeletionRecord]] = {}
     for record in records:
         by_blob.setdefault(record.blob or "", []).append(record)
@@ -197,8 +203,9 @@ def prune(settings: Settings, request: PruneRequest, now: datetime | None = None
             report.stopped = f"time limit reached before {container!r}; the next run goes on"
             break
         try:
-            records = store.deletions(container) + store.container_deletions(container)
-            blobs, backup_etags = container_blobs(settings, source, backup, container, scope, records)
+            blobs, backup_etags = container_blobs(
+                settings, source, backup, container, scope,
+                lambda name=container: store.deletions(name) + store.container_deletions(name))
         except AzureError as exc:
             report.errors.append({"blob": f"{container}/", "error": describe_storage_failure(exc)})
             continue

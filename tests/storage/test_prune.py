@@ -15,7 +15,9 @@ from shared_code.retention.decide import decide
 from shared_code.scan.scanner import produce
 from shared_code.storage.clients import record_store
 from shared_code.storage.history import Scope
+from shared_code.storage import clients
 from shared_code.surfaces.cli import main
+from tests.support.checks import RequestCounter
 from tests.support.lake import Lake
 from tests.support.terminal import cli_on_a_terminal
 
@@ -174,3 +176,16 @@ def test_blob_batch_requests_are_one_per_256_backups(lake: Lake) -> None:
     assert backup_count(lake, "many") == 300
 
 
+
+
+def test_the_deletion_records_are_read_only_when_a_listed_blob_is_gone(lake: Lake) -> None:
+    versions(lake, "raw", "a.csv", 2)
+    counter = RequestCounter()
+    with clients.observing(counter):
+        prune(lake.settings, request(container="raw", dry_run=True, max_remove_percent=100))
+    assert not [r for r in counter.requests if "/backup-records" in r[1]]  # every blob exists: no record matters
+    lake.source.get_container_client("raw").delete_blob("a.csv", delete_snapshots="include")
+    counter.requests.clear()
+    with clients.observing(counter):
+        prune(lake.settings, request(container="raw", dry_run=True, max_remove_percent=100))
+    assert len([r for r in counter.requests if "/backup-records" in r[1]]) == 2  # blob and container records

@@ -16,7 +16,9 @@ from shared_code.storage.cursor import Position
 from shared_code.core.naming import MAX_BLOB_NAME
 from tests.support.lake import Lake
 from tests.support.functions import PRODUCER, RECONCILIATION, call_http
-from tests.support.scans import PAGE, PER_CALL, follow, requested, seed
+from shared_code.storage import clients
+from tests.support.checks import RequestCounter
+from tests.support.scans import PAGE, PER_CALL, assert_judged_once, follow, queue_sends, requested, seed
 
 
 def test_a_tiny_budget_gives_many_calls_and_every_blob_decided_once(lake: Lake, tiny_budget: None) -> None:
@@ -39,12 +41,14 @@ def test_a_container_changing_between_calls_loses_nothing_done_twice(lake: Lake,
                 lake.upload("big", name, b"new")
             lake.upload("big", names[-1], b"rewritten")
 
-    bodies = follow(PRODUCER, {"container": "big"}, between=change)
+    counter = RequestCounter()
+    with clients.observing(counter):
+        bodies = follow(PRODUCER, {"container": "big"}, between=change)
     counts = requested(lake)
-    assert max(counts.values()) == 1
-    assert set(names) <= set(counts)                     # every blob that existed throughout: exactly once
     assert "zzz-new-after.csv" in counts                 # added after the position: seen in this scan
-    assert sum(b["scanned"] for b in bodies) == len(counts)
+    # every blob that existed throughout: judged by exactly one call (a request twice only from a retried send)
+    assert_judged_once(bodies, sorted(counts), counts, queue_sends(counter))
+    assert set(names) <= set(counts)
     follow(PRODUCER, {"container": "big"})
     assert "aaa-new-before.csv" in requested(lake)       # added before the position: the next scan takes it
 
@@ -188,9 +192,11 @@ def test_scans_stopping_right_after_long_cjk_names_resume_on_page_one_and_on_lat
     names = [head + "湖" * (970 - len(head)) + f"{i:05d}" for i in range(2 * PAGE // 2 + PAGE // 5)]
     seed_names(lake, "cjk", names)
     params = {"container": "cjk", **({"prefix": prefix} if prefix else {})}
-    bodies = follow(PRODUCER, params)  # each call answered 200: each token fitted
+    counter = RequestCounter()
+    with clients.observing(counter):
+        bodies = follow(PRODUCER, params)  # each call answered 200: each token fitted
     stops = [sum(b["scanned"] for b in bodies[:k + 1]) for k in range(len(bodies) - 1)]
     assert any(stop < PAGE for stop in stops) and any(stop > PAGE for stop in stops)  # page one, and a later page
     assert max(len(b["continuation"]) for b in bodies[:-1]) <= MAX_TOKEN_CHARS
     counts = requested(lake)
-    assert set(counts) == set(names) and max(counts.values()) == 1
+    assert_judged_once(bodies, names, counts, queue_sends(counter))

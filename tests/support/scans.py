@@ -55,6 +55,21 @@ def requested(lake: Lake, key: Callable[[dict], object] = lambda m: m["blob_name
             counts[key(json.loads(message.content))] += 1
 
 
+def assert_judged_once(bodies: list[dict], names: list[str], counts: Counter, sends: int) -> None:
+    """Every name was judged by exactly one call (the scans' own counts), and requested; a request
+    queued twice can only be a send the SDK retried after its answer was lost (at-least-once queues,
+    which the worker absorbs): `sends` is every queue send attempt the calls made (RequestCounter)."""
+    assert sum(b["scanned"] for b in bodies) == len(names)
+    assert set(names) <= set(counts)
+    retried = sends - sum(b["backup_requests"] for b in bodies)
+    assert sum(counts.values()) - len(counts) <= retried, (counts.most_common(3), sends)
+
+
+def queue_sends(counter) -> int:  # type: ignore[no-untyped-def]
+    """Put Message attempts (POST .../messages) a RequestCounter saw, retries included."""
+    return sum(1 for method, url, _ in counter.requests if method == "POST" and url.endswith("/messages"))
+
+
 def follow(function: str, params: dict[str, str], *, between=None) -> list[dict]:  # type: ignore[no-untyped-def]
     bodies = []
     continuation = None

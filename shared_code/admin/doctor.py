@@ -95,6 +95,7 @@ from shared_code.core.settings import (
     StorageTarget,
     _check_queue_is_the_triggers,  # the app's own rule: reused, not restated
     _connection_account,
+    account_identity,
     connection_string_parts,
     load_settings,
     load_telemetry_settings,
@@ -491,17 +492,6 @@ def function_timeout_check(host_json: Path, raw: object, readable: bool, max_cop
                      f"raise functionTimeout to at least {need / 60:g} min, or lower MAX_LEASE_COPY_TIME_MINUTES below "
                      f"{(seconds - COPY_TIMEOUT_MARGIN_SECONDS) / 60:g}")
     return Check(name, True, f"{raw} covers {wait} = {need / 60:g} min")
-
-
-def account_identity(target: StorageTarget) -> tuple[str | None, str | None]:
-    """(account name, blob endpoint) of a target, to tell two accounts apart."""
-    if target.connection_string:
-        parts = connection_string_parts(target.connection_string)
-        endpoint = parts.get("BlobEndpoint")
-        if endpoint is None and parts.get("AccountName"):
-            endpoint = f"https://{parts['AccountName']}.blob.{parts.get('EndpointSuffix', 'core.windows.net')}"
-        return _connection_account(target.connection_string), (endpoint or "").rstrip("/").lower() or None
-    return target.account_name, target.account_url("blob").lower()
 
 
 def distinct_accounts_check(settings: Settings) -> Check:

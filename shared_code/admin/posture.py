@@ -27,15 +27,16 @@ from typing import Any, Callable, Literal, Sequence, TypeVar
 
 from azure.core.exceptions import ClientAuthenticationError
 
-from shared_code.admin.doctor import TYPED_FAILURES, Failure, account_identity, distinct_accounts_check, failure_of
+from shared_code.admin.doctor import TYPED_FAILURES, Failure, distinct_accounts_check, failure_of
 from shared_code.core.errors import InvalidInput
+from shared_code.core.immutability import ImmutabilityPolicy
 from shared_code.core.naming import backup_container_name
 from shared_code.core.settings import ManagementSettings, Settings, StorageTarget
 from shared_code.storage.clients import blob_service, storage_management_client
 from shared_code.storage.containers import lake_container_names
+from shared_code.storage.immutability import Role, arm_location, policy_of
 
 Status = Literal["ok", "warning", "problem", "unknown"]
-Role = Literal["source", "backup"]
 # A blob soft-delete window shorter than this leaves little time to notice an attack (the portal's default).
 MIN_SOFT_DELETE_DAYS = 7
 UNLOCKED = "an unlocked policy gives no delete protection"
@@ -83,14 +84,6 @@ class Retention:
 
 
 @dataclass(frozen=True)
-class Policy:
-    """A time-based immutability policy as ARM reports it (`state`: Locked, Unlocked, or Disabled)."""
-
-    days: int | None
-    state: str | None
-
-
-@dataclass(frozen=True)
 class ContainerFlags:
     """What the data plane's container listing says about one container."""
 
@@ -106,7 +99,7 @@ class ArmContainer:
     """One container in ARM's listing: the data plane's flags (ARM reports them too) and its policy."""
 
     flags: ContainerFlags
-    policy: Policy | None = None
+    policy: ImmutabilityPolicy | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +111,7 @@ class ArmAccount:
     versioning: bool
     container_soft_delete: Retention
     blob_soft_delete: Retention | None = None  # ARM's copy of the data plane's setting
-    account_policy: Policy | None = None  # the account-level version-level default, when enabled
+    account_policy: ImmutabilityPolicy | None = None  # the account-level version-level default, when enabled
     containers: dict[str, ArmContainer] = field(default_factory=dict)  # read for the backup account only
 
 
@@ -202,12 +195,12 @@ def public_access_finding(role: Role, arm: ArmAccount | Failure | str) -> Findin
                    "allowBlobPublicAccess is true: a container set to public access can be read anonymously", fix)
 
 
-def _policy_text(policy: Policy) -> str:
+def _policy_text(policy: ImmutabilityPolicy) -> str:
     days = f"{policy.days} days" if policy.days is not None else "retention not reported"
     return f"{(policy.state or 'state not reported').lower()}, {days}"
 
 
-def _policy_finding(check: str, policy: Policy, where: str) -> Finding:
+def _policy_finding(check: str, policy: ImmutabilityPolicy, where: str) -> Finding:
     if (policy.state or "").lower() == "locked":
         return Finding(check, "ok", f"{where}: {_policy_text(policy)}")
     if (policy.state or "").lower() == "unlocked":
@@ -390,13 +383,6 @@ def _container_flags(target: StorageTarget) -> list[ContainerFlags]:
             for c in blob_service(target).list_containers()]
 
 
-def _policy(properties: Any) -> Policy | None:
-    """An ARM ImmutabilityPolicyProperty (or account policy properties) as a `Policy`."""
-    if properties is None:
-        return None
-    return Policy(properties.immutability_period_since_creation_in_days, properties.state)
-
-
 def _arm_account(management: ManagementSettings, group: str, name: str, *, containers: bool) -> ArmAccount:
     client = storage_management_client(management)
     account = client.storage_accounts.get_properties(group, name).properties
@@ -418,25 +404,22 @@ def _arm_account(management: ManagementSettings, group: str, name: str, *, conta
             listed[item.name] = ArmContainer(
                 ContainerFlags(item.name, public.lower() if public.lower() not in ("", "none") else None,
                                has_policy, bool(props and props.has_legal_hold), bool(versioned and versioned.enabled)),
-                _policy(policy.properties if policy is not None else None))
+                policy_of(policy.properties if policy is not None else None))
     return ArmAccount(
         allow_blob_public_access=account.allow_blob_public_access, hns=bool(account.is_hns_enabled),
         versioning=bool(service.is_versioning_enabled),
         container_soft_delete=Retention(bool(deleted and deleted.enabled), deleted.days if deleted else None),
         blob_soft_delete=Retention(bool(blobs.enabled), blobs.days) if blobs is not None else None,
-        account_policy=_policy(immutable.immutability_policy) if immutable and immutable.enabled else None,
+        account_policy=policy_of(immutable.immutability_policy) if immutable and immutable.enabled else None,
         containers=listed)
 
 
 def _arm_for(settings: Settings, role: Role) -> ArmAccount | Failure | str:
-    management = settings.management
-    group = management.backup_resource_group if role == "backup" else management.source_resource_group
-    if not management.subscription_id or not group:
-        return "the management plane is not configured"
-    name = account_identity(settings.backup if role == "backup" else settings.source)[0]
-    if name is None:
-        return "the account's name is not known from its connection string"
-    return _attempt(lambda: _arm_account(management, group, name, containers=role == "backup"))
+    where = arm_location(settings, role)
+    if isinstance(where, str):
+        return where
+    group, name = where
+    return _attempt(lambda: _arm_account(settings.management, group, name, containers=role == "backup"))
 
 
 def observe(settings: Settings) -> Observations:

@@ -397,6 +397,17 @@ def _connection_account(connection_string: str | None) -> str | None:
     return parts.get("AccountName")
 
 
+def account_identity(target: StorageTarget) -> tuple[str | None, str | None]:
+    """(account name, blob endpoint) of a target, to tell two accounts apart."""
+    if target.connection_string:
+        parts = connection_string_parts(target.connection_string)
+        endpoint = parts.get("BlobEndpoint")
+        if endpoint is None and parts.get("AccountName"):
+            endpoint = f"https://{parts['AccountName']}.blob.{parts.get('EndpointSuffix', 'core.windows.net')}"
+        return _connection_account(target.connection_string), (endpoint or "").rstrip("/").lower() or None
+    return target.account_name, target.account_url("blob").lower()
+
+
 def _check_queue_is_the_triggers(env: Mapping[str, str], queue: StorageTarget) -> None:
     """The queue trigger listens on AzureWebJobsStorage's account (function.json): requests sent
     to another account would never be processed."""

@@ -42,6 +42,7 @@ from shared_code.core.counters import LockedCounters
 from shared_code.core.logline import logline
 from shared_code.core.schedule import Schedule
 from shared_code.core.settings import timespan_seconds
+from shared_code.storage.clients import pooled_transport
 
 log = logging.getLogger("shared_code.host")
 
@@ -375,8 +376,11 @@ class FunctionsHttpServer(ThreadingHTTPServer):
 
 
 def raw_queue_client(connection_string: str, name: str) -> QueueClient:
-    """Messages as the queue holds them (base64 text): the runner decodes, as the host does."""
-    return QueueClient.from_connection_string(connection_string, name)
+    """Messages as the queue holds them (base64 text): the runner decodes, as the host does.
+
+    Its connection pool fits the runner's invocations (up to batchSize at once, 16 by default): with
+    requests' default of 10, each invocation past the tenth opened a connection and threw it away."""
+    return QueueClient.from_connection_string(connection_string, name, transport=pooled_transport())
 
 
 def build_queue_runners(specs: list[FunctionSpec], options: QueueOptions) -> list[QueueTriggerRunner]:
@@ -432,7 +436,8 @@ class LocalFunctionsHost:
         return self
 
     def stop(self) -> None:
-        self.http.shutdown()
+        if self._threads:  # `shutdown` waits for a `serve_forever` that, before `start`, would never come
+            self.http.shutdown()
         self.http.server_close()
         for runner in self.runners:
             runner.stop()

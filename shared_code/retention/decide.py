@@ -16,7 +16,11 @@ policy rules themselves (restic's semantics, `keep-within` measured from now).
 Then the rules no policy can override:
 1. Immutability: an item the policy would remove that is under a legal hold or
    an unexpired time-based immutability (`immutable_until` > now) is
-   `blocked`: reported, never attempted. Nothing else is ever blocked.
+   `blocked`: reported, never attempted. A container-level hold or policy
+   covers every item of the container (`under_container_lock`): a policy
+   locks each item until its creation + the policy's period, and a policy
+   whose period could not be read blocks every item it covers (its end is
+   unknown). Nothing else is ever blocked.
 2. A deleted blob (no base blob, `live_etag` None) whose latest applicable
    deletion record's `missing_since` is more than the side's
    `keep-deleted-for` ago is *expired*: no policy or safety rule keeps its
@@ -52,12 +56,13 @@ side's rules).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable, Literal, Sequence
 
 from shared_code.core.durations import format_duration
 from shared_code.core.history import DeletionRecord, snapshot_sort_text, snapshot_time
+from shared_code.core.immutability import ContainerLock
 from shared_code.core.naming import normalize_etag
 from shared_code.core.retention_policy import RetentionPolicy, Side
 
@@ -80,6 +85,8 @@ class Item:
     stamped: bool = False              # backup side: carries a provenance stamp that agrees with its name
     immutable_until: datetime | None = None  # time-based immutability (container or version level)
     legal_hold: bool = False
+    lock_source: str | None = None     # what set `immutable_until` when not the blob itself (a container policy)
+    lock_unknown: str | None = None    # a lock whose end cannot be known (why): blocked whatever the time
     tier: str | None = None            # access tier; None: the account's default
     tier_since: datetime | None = None  # when it entered that tier (None: since `created`), for early deletion
 
@@ -102,8 +109,27 @@ class Item:
         """Why the service would refuse to delete it now (empty: it would not)."""
         why = ["legal hold"] if self.legal_hold else []
         if self.immutable_until is not None and self.immutable_until > now:
-            why.append(f"immutable until {_utc(self.immutable_until)}")
+            source = f" ({self.lock_source})" if self.lock_source else ""
+            why.append(f"immutable until {_utc(self.immutable_until)}{source}")
+        if self.lock_unknown:
+            why.append(self.lock_unknown)
         return why
+
+
+def under_container_lock(item: Item, lock: ContainerLock | None) -> Item:
+    """The item as its container's lock leaves it: a container hold or policy covers every blob in it."""
+    if lock is None:
+        return item
+    changes: dict[str, object] = {}
+    if lock.legal_hold:
+        changes["legal_hold"] = True
+    until = lock.until(item.created)
+    if until is not None and (item.immutable_until is None or until > item.immutable_until):
+        assert lock.policy is not None
+        changes.update(immutable_until=until, lock_source=lock.policy.describe())
+    if lock.end_unknown is not None:
+        changes["lock_unknown"] = f"{lock.end_unknown}: until when is not known, never attempted"
+    return replace(item, **changes) if changes else item  # type: ignore[arg-type]
 
 
 def snapshot_item(etag: str, last_modified: datetime, snapshot: str, size: int, **extra: object) -> Item:

@@ -11,15 +11,17 @@ requests with If-Match (`storage.deletes`): an item changed since the listing
 is left alone, an item the service refuses for immutability is `blocked`.
 
 A container-level immutability policy is not visible per blob on the data
-plane (only that the container has one): its items are `blocked` as a
-whole, never attempted; version-level immutability and legal holds come per
-blob from the listing. A run with a time limit (the timer) stops between
+plane (only that the container has one): its period is read from the
+management plane, and each item is locked until its creation + that period
+(`core.immutability`); when the period cannot be read, every item of the
+container is `blocked`, never attempted. Version-level immutability and
+legal holds come per blob from the listing. A run with a time limit (the timer) stops between
 containers and between batches; the next run lists again and goes on.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal
 
@@ -28,24 +30,27 @@ from azure.storage.blob import BlobServiceClient
 
 from shared_code.core.clock import Deadline
 from shared_code.core.errors import InvalidInput
-from shared_code.core.history import DeletionRecord, utc_text
+from shared_code.core.detect import ListedBlob
+from shared_code.core.history import CapturedVersion, DeletionRecord, utc_text
+from shared_code.core.immutability import ContainerLock, ImmutabilityPolicy
 from shared_code.core.naming import backup_container_name, validate_container_name, validate_prefix
 from shared_code.core.retention_policy import RetentionPolicy
 from shared_code.core.settings import Settings
 from shared_code.retention.brake import check_brake
 from shared_code.retention.cost import savings
-from shared_code.retention.decide import BlobVersions, Decision, Item, backup_item, decide, snapshot_item
+from shared_code.retention.decide import (
+    BlobVersions, Decision, Item, backup_item, decide, snapshot_item, under_container_lock)
 from shared_code.storage.clients import blob_service, record_store
 from shared_code.storage.containers import lake_container_names
 from shared_code.storage.deletes import BatchDeleter, DeleteTarget
 from shared_code.storage.failures import describe_storage_failure
 from shared_code.storage.history import Scope, list_both_sides
-from shared_code.storage.pages import RETENTION_INCLUDE
+from shared_code.storage.immutability import Role, read_container_policy
+from shared_code.storage.pages import RETENTION_INCLUDE, BackupEntry
 
 log = logging.getLogger(__name__)
 
 What = Literal["snapshots", "backups", "both"]
-CONTAINER_LOCK = datetime.max.replace(tzinfo=timezone.utc)  # a container-level policy: until unknown, so never attempted
 
 
 @dataclass(frozen=True)
@@ -114,25 +119,39 @@ def check_request(request: PruneRequest) -> None:
                            "RETENTION_SNAPSHOTS / RETENTION_BACKUPS")
 
 
-def _container_locked(service: BlobServiceClient, name: str) -> str | None:
-    """Why every blob of a container is locked (a container-level policy or legal hold), or None."""
+def container_lock(settings: Settings, service: BlobServiceClient, role: Role, name: str) -> ContainerLock | None:
+    """What locks every blob of a container (a container-level legal hold or time-based policy), or None.
+
+    The data plane says only whether there is a policy; its period comes from
+    the management plane (one request, only for a container that has one).
+    Unreadable, it is `unknown`: the items are blocked, never attempted."""
     try:
         props = service.get_container_client(name).get_container_properties()
     except ResourceNotFoundError:
         return None
-    if props.has_legal_hold:
-        return "legal hold"
-    if props.has_immutability_policy:
-        return "immutable"
-    return None
+    if not (props.has_legal_hold or props.has_immutability_policy):
+        return None
+    policy = read_container_policy(settings, role, name) if props.has_immutability_policy else None
+    if isinstance(policy, str):
+        return ContainerLock(legal_hold=bool(props.has_legal_hold),
+                             unknown=f"container immutability policy, its period not readable ({policy})")
+    if props.has_immutability_policy and policy is None:
+        policy = ImmutabilityPolicy(None, None)  # the data plane says there is one: never treat it as absent
+    return ContainerLock(legal_hold=bool(props.has_legal_hold), policy=policy)
 
 
-def _lock(item: Item, lock: str | None) -> Item:
-    if lock == "legal hold":
-        return replace(item, legal_hold=True)
-    if lock == "immutable":
-        return replace(item, immutable_until=CONTAINER_LOCK)
-    return item
+def _snapshot_item(entry: ListedBlob) -> tuple[str, Item]:
+    assert entry.snapshot is not None
+    return entry.name, snapshot_item(entry.etag, entry.last_modified, entry.snapshot, entry.size or 0)
+
+
+def _backup_item(entry: BackupEntry, version: CapturedVersion) -> tuple[str, str | None, Item]:
+    """(blob name, the backup blob's own ETag, the item): what the decision and the conditional delete need."""
+    assert version.backup is not None
+    return version.name, entry.etag, backup_item(
+        version.etag, version.last_modified, version.backup, entry.created or version.last_modified, entry.size,
+        stamped=not version.unverified, captured_at=version.captured_at, tier=entry.access_tier,
+        tier_since=entry.tier_changed, immutable_until=entry.immutable_until, legal_hold=entry.legal_hold)
 
 
 def container_blobs(settings: Settings, source: BlobServiceClient, backup: BlobServiceClient, container: str,
@@ -144,24 +163,20 @@ def container_blobs(settings: Settings, source: BlobServiceClient, backup: BlobS
     `records` may be a function: the deletion records are then read only when some listed name has
     no base blob (only deleted blobs' decisions depend on them): two listings saved in the common case."""
     suffix = settings.backup_container_suffix
-    listed = list_both_sides(source, backup, container, suffix, scope, settings.list_page_size, RETENTION_INCLUDE)
-    source_lock = _container_locked(source, container) if listed.snapshots else None
-    backup_lock = _container_locked(backup, backup_container_name(container, suffix)) if listed.backups else None
+    listed = list_both_sides(source, backup, container, suffix, scope, settings.list_page_size, RETENTION_INCLUDE,
+                             snapshot_as=_snapshot_item, backup_as=_backup_item)
+    source_lock = container_lock(settings, source, "source", container) if listed.snapshots else None
+    backup_lock = (container_lock(settings, backup, "backup", backup_container_name(container, suffix))
+                   if listed.backups else None)
     items: dict[str, list[Item]] = {}
-    for snap in listed.snapshots:
-        assert snap.snapshot is not None
-        items.setdefault(snap.name, []).append(
-            _lock(snapshot_item(snap.etag, snap.last_modified, snap.snapshot, snap.size), source_lock))
+    for name, item in listed.snapshots:
+        items.setdefault(name, []).append(under_container_lock(item, source_lock))
     backup_etags: dict[str, str] = {}
-    for entry, version in listed.backups:
-        assert version.backup is not None
-        if entry.etag:
-            backup_etags[version.backup] = entry.etag
-        created = entry.created or version.last_modified
-        items.setdefault(version.name, []).append(_lock(backup_item(
-            version.etag, version.last_modified, version.backup, created, entry.size, stamped=not version.unverified,
-            captured_at=version.captured_at, tier=entry.access_tier, tier_since=entry.tier_changed,
-            immutable_until=entry.immutable_until, legal_hold=entry.legal_hold), backup_lock))
+    for name, own_etag, item in listed.backups:
+        assert item.backup is not None
+        if own_etag:
+            backup_etags[item.backup] = own_etag
+        items.setdefault(name, []).append(under_container_lock(item, backup_lock))
     if callable(records):
         records = records() if any(name not in listed.current for name in items) else []
     by_blob: dict[str, list[DeletionRecord]] = {}

@@ -85,11 +85,13 @@ class _EnvironmentOnceSession(requests.Session):
         return {**cached, "proxies": dict(cached["proxies"])}
 
 
-def _transport(read_timeout_seconds: float) -> RequestsTransport:
+def pooled_transport(read_timeout_seconds: float = DEFAULT_READ_TIMEOUT_SECONDS) -> RequestsTransport:
     """A transport whose connection pool fits the scan's parallel writes.
 
     requests keeps 10 connections per host by default; with 16 writers the
     rest were opened and discarded on every request ("Connection pool is full").
+    Public for the local Functions host, whose queue runners share one client
+    between as many threads as host.json's batchSize.
     """
     session = _EnvironmentOnceSession()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=CONNECTION_POOL_SIZE)
@@ -147,7 +149,7 @@ def client_options(retry_class: type = BlobRetry,
     """
     return {
         "_additional_pipeline_policies": list(_observers),
-        "transport": _transport(read_timeout_seconds),
+        "transport": pooled_transport(read_timeout_seconds),
         "retry_policy": retry_class(retry_total=RETRY_TOTAL, retry_status=RETRY_STATUS, retry_read=RETRY_READ,
                                     retry_connect=RETRY_CONNECT),
     }

@@ -18,6 +18,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable, Generic, TypeVar
 from urllib.parse import unquote
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -31,6 +32,9 @@ from shared_code.core.naming import backup_container_name, backup_listing_prefix
 from shared_code.storage.cursor import iterate_groups, never_settled
 from shared_code.storage.pages import BACKUP_INCLUDE, BackupEntry, PageReader, backup_entries, listed_blob
 from shared_code.storage.records import RecordStore
+
+S = TypeVar("S")
+B = TypeVar("B")
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,22 @@ class ContainerHistory:
     backups_exist: bool = True
 
 
-def _source_side(source: BlobServiceClient, container: str, scope: Scope,
-                 page_size: int) -> tuple[list[CapturedVersion], dict[str, ListedBlob], bool]:
-    snapshots: list[CapturedVersion] = []
+def snapshot_version(entry: ListedBlob) -> CapturedVersion:
+    """A listed snapshot as the version it captured (restore's and `versions`' view of it)."""
+    assert entry.snapshot is not None
+    return CapturedVersion(
+        name=entry.name, etag=entry.etag, last_modified=entry.last_modified, size=entry.size or 0,
+        snapshot=entry.snapshot, captured_at=entry.snapshot, blob_type=entry.blob_type or "BlockBlob",
+        md5=entry.md5, metadata=dict(entry.metadata or {}))
+
+
+def backup_pair(entry: BackupEntry, version: CapturedVersion) -> tuple[BackupEntry, CapturedVersion]:
+    return entry, version
+
+
+def _source_side(source: BlobServiceClient, container: str, scope: Scope, page_size: int,
+                 snapshot_as: Callable[[ListedBlob], S]) -> tuple[list[S], dict[str, ListedBlob], bool]:
+    snapshots: list[S] = []
     current: dict[str, ListedBlob] = {}
     client = source.get_container_client(container)
     try:
@@ -83,46 +100,52 @@ def _source_side(source: BlobServiceClient, container: str, scope: Scope,
                 if entry.snapshot is None:
                     current[entry.name] = entry
                 else:
-                    snapshots.append(CapturedVersion(
-                        name=entry.name, etag=entry.etag, last_modified=entry.last_modified, size=entry.size or 0,
-                        snapshot=entry.snapshot, captured_at=entry.snapshot, blob_type=entry.blob_type or "BlockBlob",
-                        md5=entry.md5, metadata=dict(entry.metadata or {})))
+                    snapshots.append(snapshot_as(entry))
     except ResourceNotFoundError:
         return [], {}, False
     return snapshots, current, True
 
 
 def _backup_side(backup: BlobServiceClient, container: str, suffix: str, scope: Scope, page_size: int,
-                 include: str = BACKUP_INCLUDE) -> tuple[list[tuple[BackupEntry, CapturedVersion]], bool]:
+                 include: str, backup_as: Callable[[BackupEntry, CapturedVersion], B]) -> tuple[list[B], bool]:
     client = backup.get_container_client(backup_container_name(container, suffix))
-    found: list[tuple[BackupEntry, CapturedVersion]] = []
+    found: list[B] = []
     try:
         for entry in backup_entries(client, page_size, prefix=scope.backup_prefix, include=include):
             version = version_from_backup(container, entry)
             if version is not None and scope.covers(version.name):
-                found.append((entry, version))
+                found.append(backup_as(entry, version))
     except ResourceNotFoundError:
         return [], False
     return found, True
 
 
 @dataclass
-class Listings:
-    """Both sides of a container as listed: every snapshot, the base blobs, every backup with its entry."""
+class Listings(Generic[S, B]):
+    """Both sides of a container as listed: every snapshot, the base blobs, every backup, each as its caller
+    asked (`snapshot_as`, `backup_as`: by default the captured versions, and each backup with its entry)."""
 
-    snapshots: list[CapturedVersion]
+    snapshots: list[S]
     current: dict[str, ListedBlob]
-    backups: list[tuple[BackupEntry, CapturedVersion]]
+    backups: list[B]
     source_exists: bool
     backups_exist: bool
 
 
 def list_both_sides(source: BlobServiceClient, backup: BlobServiceClient, container: str, suffix: str,
-                    scope: Scope = Scope(), page_size: int = 5000, backup_include: str = BACKUP_INCLUDE) -> Listings:
-    """The source listing (with snapshots) and the backup listing of a container, side by side."""
+                    scope: Scope = Scope(), page_size: int = 5000, backup_include: str = BACKUP_INCLUDE,
+                    snapshot_as: Callable[[ListedBlob], S] = snapshot_version,  # type: ignore[assignment]
+                    backup_as: Callable[[BackupEntry, CapturedVersion], B] = backup_pair,  # type: ignore[assignment]
+                    ) -> Listings[S, B]:
+    """The source listing (with snapshots) and the backup listing of a container, side by side.
+
+    Each entry is converted as its page arrives, in that side's own thread,
+    so the caller's view of the entries is built while the service is still
+    listing rather than after both listings end."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-backups") as pool:
-        backups_future = pool.submit(_backup_side, backup, container, suffix, scope, page_size, backup_include)
-        snapshots, current, source_exists = _source_side(source, container, scope, page_size)
+        backups_future = pool.submit(_backup_side, backup, container, suffix, scope, page_size, backup_include,
+                                     backup_as)
+        snapshots, current, source_exists = _source_side(source, container, scope, page_size, snapshot_as)
         backups, backups_exist = backups_future.result()
     return Listings(snapshots, current, backups, source_exists, backups_exist)
 

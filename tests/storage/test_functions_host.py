@@ -65,11 +65,42 @@ def test_the_queue_trigger_backs_up_what_the_producer_requested(lake: Lake, host
     assert runner.stats.succeeded == 6 and runner.stats.failed == 0
 
 
-def runner_with(lake: Lake, main: Any) -> QueueTriggerRunner:
+def runner_with(lake: Lake, main: Any, options: QueueOptions = FAST) -> QueueTriggerRunner:
     connection = lake.azurite.connection_string("source")
     return QueueTriggerRunner(FunctionSpec("Probe", "queue", queue_name=QUEUE_NAME),
                               raw_queue_client(connection, QUEUE_NAME),
-                              raw_queue_client(connection, f"{QUEUE_NAME}-poison"), FAST, main=main)
+                              raw_queue_client(connection, f"{QUEUE_NAME}-poison"), options, main=main)
+
+
+def test_stop_without_start_returns(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host that failed between construction and `start` must still be stoppable (it used to wait forever
+    for a `serve_forever` that never ran)."""
+    monkeypatch.setenv("AzureWebJobsStorage", lake.azurite.connection_string("source"))
+    host = LocalFunctionsHost(port=0, options=FAST)
+    stopping = threading.Thread(target=host.stop, daemon=True)
+    stopping.start()
+    stopping.join(timeout=15)
+    assert not stopping.is_alive()
+
+
+def test_sixteen_concurrent_invocations_reuse_the_queue_clients_connections(
+        lake: Lake, caplog: pytest.LogCaptureFixture) -> None:
+    """The host's default batchSize is 16: every invocation deletes its message on the runner's one client,
+    so its pool must hold 16 connections (requests' default 10 discarded one per delete past the tenth)."""
+    gate = threading.Barrier(16, timeout=30)
+
+    def main(msg: Any) -> None:
+        gate.wait()  # all 16 finish together, so 16 deletes are in flight at once
+
+    raw = raw_queue_client(lake.azurite.connection_string("source"), QUEUE_NAME)
+    for i in range(32):
+        raw.send_message(base64.b64encode(str(i).encode()).decode())
+    options = QueueOptions(batch_size=16, new_batch_threshold=8, max_polling_interval=0.2, visibility_timeout=0,
+                           max_dequeue_count=3)
+    with caplog.at_level("WARNING", logger="urllib3.connectionpool"):
+        stats = runner_with(lake, main, options).drain(timeout=120)
+    assert stats.succeeded == 32
+    assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
 
 
 def test_a_failing_message_is_retried_then_poisoned_and_a_good_one_deleted(lake: Lake) -> None:

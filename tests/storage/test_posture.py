@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +21,8 @@ import pytest
 from azure.storage.blob import RetentionPolicy
 
 from shared_code.admin.posture import UNLOCKED, run_posture
+from shared_code.core.immutability import ContainerLock, ImmutabilityPolicy
+from shared_code.storage.immutability import read_container_policy
 from shared_code.storage.clients import default_credential
 from shared_code.surfaces.cli import main
 from tests.doubles.arm_storage import ArmPolicy, ArmStorageAccount, FakeArmStorage
@@ -205,3 +208,24 @@ def test_a_wrong_resource_group_is_unknown_and_says_which_settings(lake: Lake, a
     finding = {f.check: f for f in run_posture(lake.settings).findings}["backup: container soft delete"]
     assert finding.status == "unknown" and "404" in finding.found
     assert "STORAGE_RESOURCE_GROUP" in finding.recommendation
+
+
+def test_retention_reads_one_container_policy_period_and_lock_state_from_the_management_plane(
+        lake: Lake, arm_msi: tuple[FakeArmStorage, FakeManagedIdentityEndpoint]) -> None:
+    """What prune uses for a container whose data-plane listing says it has a policy (Azurite never says so:
+    the rule over the result is tests/unit/test_retention_decide.py's container tests)."""
+    arm, msi = arm_msi
+    arm.accounts["backup"].policies = {"rawbak": ArmPolicy(30, "Locked")}
+    assert read_container_policy(lake.settings, "backup", "rawbak") == ImmutabilityPolicy(30, "Locked")
+    # ARM answers a container without a policy with an empty one: it locks nothing
+    empty = read_container_policy(lake.settings, "backup", "salesbak")
+    assert isinstance(empty, ImmutabilityPolicy) and ContainerLock(policy=empty).until(datetime.now(timezone.utc)) \
+        <= datetime.now(timezone.utc)
+    assert [r.status for r in arm.requests] == [200, 200] and all("immutabilityPolicies" in r.path for r in arm.requests)
+    arm.accounts["backup"].readable = False
+    refused = read_container_policy(lake.settings, "backup", "rawbak")
+    assert isinstance(refused, str) and "403" in refused and not leaks(refused, secrets_of(lake, msi.secret, msi.token))
+
+
+def test_retention_without_a_management_plane_says_why_it_cannot_know(lake: Lake) -> None:
+    assert read_container_policy(lake.settings, "backup", "rawbak") == "the management plane is not configured"

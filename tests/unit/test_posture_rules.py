@@ -14,7 +14,6 @@ from shared_code.admin.posture import (
     ArmContainer,
     ContainerFlags,
     Observations,
-    Policy,
     Retention,
     blob_soft_delete_finding,
     container_immutability_finding,
@@ -24,6 +23,7 @@ from shared_code.admin.posture import (
     posture_findings,
     public_access_finding,
 )
+from shared_code.core.immutability import ImmutabilityPolicy as Policy
 from shared_code.core.settings import load_settings
 
 ENV = {"par_storage_account_name_source": "srcaccount", "par_storage_account_name_backup": "bakaccount",

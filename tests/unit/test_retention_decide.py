@@ -10,8 +10,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from shared_code.core.history import DeletionRecord
+from shared_code.core.immutability import ContainerLock, ImmutabilityPolicy
 from shared_code.core.retention_policy import RetentionPolicy
-from shared_code.retention.decide import BlobVersions, Decision, Item, backup_item, decide, policy_reasons, snapshot_item
+from shared_code.retention.decide import (BlobVersions, Decision, Item, backup_item, decide, policy_reasons, snapshot_item,
+                                          under_container_lock)
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 25, 0, 0, 0, tzinfo=UTC)
@@ -306,6 +308,56 @@ def test_immutable_or_held_items_are_blocked_never_removed() -> None:
     assert backups[etag(1)].action == "blocked" and "legal hold" in backups[etag(1)].reasons
     assert backups[etag(2)].action == "remove"  # its immutability has expired
     assert backups[etag(3)].action == "keep"
+
+
+def container_locked(lock: ContainerLock, now: datetime) -> dict[str, Decision]:
+    """Backups of versions written 40, 20 and 10 days before `now` (the newest is current) under `lock`."""
+    times = [now - timedelta(days=40), now - timedelta(days=20), now - timedelta(days=10)]
+    items = [under_container_lock(item, lock) for item in history(times)]
+    return by_side(decide(BlobVersions(NAME, items, live_etag=etag(2)), ONE, ONE, now), "backup")
+
+
+def test_a_container_policy_locks_each_item_until_its_creation_plus_the_period() -> None:
+    now = T0 + timedelta(days=100)
+    backups = container_locked(ContainerLock(policy=ImmutabilityPolicy(30, "Locked")), now)
+    assert backups[etag(0)].action == "remove"  # created 40 days ago: its 30 days are over
+    until = backups[etag(1)].item.created + timedelta(days=30)
+    assert backups[etag(1)].action == "blocked"
+    assert backups[etag(1)].reasons == (
+        "no rule keeps it",
+        f"immutable until {until:%Y-%m-%dT%H:%M:%SZ} (container policy, 30 days from each blob's creation, locked)")
+    assert backups[etag(2)].action == "keep"  # current: kept, not blocked
+    assert all("9999" not in reason for d in backups.values() for reason in d.reasons)
+
+
+@pytest.mark.parametrize("lock", [ContainerLock(policy=ImmutabilityPolicy(30, "Disabled")),
+                                  ContainerLock(policy=ImmutabilityPolicy(0, "Unlocked")),  # ARM's "no policy"
+                                  ContainerLock()])
+def test_a_disabled_or_empty_container_policy_locks_nothing(lock: ContainerLock) -> None:
+    backups = container_locked(lock, T0 + timedelta(days=100))
+    assert [backups[etag(n)].action for n in range(3)] == ["remove", "remove", "keep"]
+
+
+@pytest.mark.parametrize("lock", [ContainerLock(unknown="container immutability policy, its period not readable "
+                                                        "(the management plane is not configured)"),
+                                  ContainerLock(policy=ImmutabilityPolicy(None, "Locked"))])
+def test_a_container_policy_of_unknown_period_blocks_every_item_it_would_remove(lock: ContainerLock) -> None:
+    backups = container_locked(lock, T0 + timedelta(days=100))
+    for n in (0, 1):
+        assert backups[etag(n)].action == "blocked"
+        assert backups[etag(n)].reasons[-1].endswith("until when is not known, never attempted")
+        assert "container immutability policy" in backups[etag(n)].reasons[-1]
+    assert backups[etag(2)].action == "keep"
+
+
+def test_a_container_legal_hold_and_a_longer_blob_lock_are_kept() -> None:
+    now = T0 + timedelta(days=100)
+    own = now + timedelta(days=365)
+    item = replace(history([now - timedelta(days=40)])[1], immutable_until=own)
+    locked = under_container_lock(item, ContainerLock(legal_hold=True, policy=ImmutabilityPolicy(30, "Locked")))
+    assert locked.legal_hold and locked.immutable_until == own  # the longer of the two locks wins
+    assert locked.locked(now) == ["legal hold", f"immutable until {own:%Y-%m-%dT%H:%M:%SZ}"]
+    assert under_container_lock(item, None) is item
 
 
 def test_min_age_protects_what_was_captured_recently_even_after_keep_deleted_for() -> None:

@@ -277,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real-versions", type=int, default=2000,
                         help="versions in the real runs' container, on an instance of its own (default %(default)s; "
                              "Azurite's delete costs grow with its instance's size, see BENCHMARKS.md)")
-    parser.add_argument("--dry-rounds", type=int, default=5, help="rounds of the dry run and its floors")
+    parser.add_argument("--dry-rounds", type=int, default=5,
+                        help="rounds of the dry run and its floors (0: real runs only, e.g. with --real-versions 20000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each real run (each on a re-seeded container)")
     parser.add_argument("--json", default="bench/prune_results.json")
     parser.add_argument("--report", metavar="JSON", help="print the table of a saved run again (no measuring)")
@@ -291,10 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     breakdowns: dict[str, list[dict[str, int]]] = {}
     results: dict[str, Any] = {"policy": POLICY, "batch_limit": BATCH_LIMIT}
     with clients.observing(COUNTER, KINDS):
-        with lake_on_azurite(args.versions) as lake:
-            results["write_concurrency"] = lake.settings.write_concurrency
-            results["dry"] = measure_dry(lake, args.dry_rounds, breakdowns)
+        if args.dry_rounds:
+            with lake_on_azurite(args.versions) as lake:
+                results["dry"] = measure_dry(lake, args.dry_rounds, breakdowns)
         with lake_on_azurite(args.real_versions) as lake:
+            results["write_concurrency"] = lake.settings.write_concurrency
             results["real"] = measure_real(lake, args.rounds, breakdowns)
     results["requests by kind (last round)"] = {name: runs[-1] for name, runs in breakdowns.items()}
     results["requests by kind (every round)"] = breakdowns
@@ -318,10 +320,11 @@ def print_steps(block: dict[str, Any]) -> None:
 
 
 def report(results: dict[str, Any]) -> None:
-    dry, real, kinds = results["dry"], results["real"], results["requests by kind (last round)"]
+    dry, real, kinds = results.get("dry"), results["real"], results["requests by kind (last round)"]
     print(f"policy {results['policy']} on both sides; pool of {results['write_concurrency']} for single deletes")
-    print_steps(dry)
-    print(f"decide alone (pure, {dry['decided items']} items): {dry['decide seconds']:.3f} s")
+    if dry is not None:
+        print_steps(dry)
+        print(f"decide alone (pure, {dry['decided items']} items): {dry['decide seconds']:.3f} s")
     print_steps(real)
     print(f"deletes counted by the deleter: {real['deletes counted by the deleter']}")
     print("requests by account and kind (last round):")
@@ -332,9 +335,11 @@ def report(results: dict[str, Any]) -> None:
              "listing phase / floor side by side": (dry, "listing phase (container_blobs)",
                                                     "listing floor, side by side"),
              "one by one / Blob Batch (real run)": (real, "prune, one delete per request", "prune, Blob Batch")}
+    pairs = {label: pair for label, pair in pairs.items() if pair[0] is not None}
     results["ratios"], results["ratios, paired by round"] = {}, {}
     print(f"{'ratio':<42} {'of medians':>10} {'per round: median':>18}  rounds")
     for label, (block, numerator, denominator) in pairs.items():
+        assert block is not None
         of_medians, median_per_round, per_round = paired(block["steps"], numerator, denominator)
         results["ratios"][label] = round(of_medians, 2)
         results["ratios, paired by round"][label] = {"median": round(median_per_round, 2),

@@ -42,7 +42,7 @@ from shared_code.retention.decide import (
     BlobVersions, Decision, Item, backup_item, decide, snapshot_item, under_container_lock)
 from shared_code.storage.clients import blob_service, record_store
 from shared_code.storage.containers import lake_container_names
-from shared_code.storage.deletes import BatchDeleter, DeleteTarget
+from shared_code.storage.deletes import BatchDeleter, DeleteResult, DeleteTarget
 from shared_code.storage.failures import describe_storage_failure
 from shared_code.storage.history import Scope, list_both_sides
 from shared_code.storage.immutability import Role, read_container_policy
@@ -82,6 +82,23 @@ class PruneReport:
     savings_monthly: float = 0.0
     early_deletion: float = 0.0
     caveats: set[str] = field(default_factory=set)
+
+    def count_delete(self, container: str, name: str, decision: Decision, result: DeleteResult) -> None:
+        """Tally one attempted removal by what the service answered.
+
+        A delete the service refuses for immutability (a lock the listing could not show, e.g. a policy
+        set since) is `blocked`, like an item known to be locked: the issue's rule is that locked items
+        are never errors. An item changed since its listing is kept (the next run judges its new version)."""
+        if result.outcome in ("removed", "gone"):
+            self.removed += 1
+            self.bytes_removed += decision.item.size
+        elif result.outcome == "changed":
+            self.changed += 1
+            self.kept += 1
+        elif result.outcome == "immutable":
+            self.blocked += 1
+        else:
+            self.errors.append({"blob": f"{container}/{name}", "error": result.detail})
 
     @property
     def status(self) -> str:
@@ -270,13 +287,4 @@ def _delete(settings: Settings, source: BlobServiceClient, backup: BlobServiceCl
         results = deleter.delete(targets)
         report.requests += deleter.requests
         for (name, decision), result in zip(mine, results):
-            if result.outcome in ("removed", "gone"):
-                report.removed += 1
-                report.bytes_removed += decision.item.size
-            elif result.outcome == "changed":
-                report.changed += 1
-                report.kept += 1
-            elif result.outcome == "immutable":
-                report.blocked += 1
-            else:
-                report.errors.append({"blob": f"{container}/{name}", "error": result.detail})
+            report.count_delete(container, name, decision, result)

@@ -46,7 +46,9 @@ class DeleteResult:
     detail: str = ""
 
 
-def _classify(status: int, code: str | None) -> tuple[Outcome, str]:
+def delete_outcome(status: int, code: str | None) -> tuple[Outcome, str]:
+    """What one Delete Blob answer (alone or inside a batch) means for retention; Azurite never sends the
+    immutability codes (it has no WORM), so this rule is what the unit tests pin down."""
     if 200 <= status < 300:
         return "removed", ""
     if status == 404:
@@ -90,7 +92,7 @@ class BatchDeleter:
             return self._one_by_one(chunk)
         results, retry = [], []
         for target, response in zip(chunk, responses):
-            outcome, detail = _classify(response.status_code, response.headers.get("x-ms-error-code"))
+            outcome, detail = delete_outcome(response.status_code, response.headers.get("x-ms-error-code"))
             if target.snapshot is not None and outcome in ("gone", "changed"):
                 retry.append(target)  # Azurite's batch refuses snapshot deletes: try it alone
             else:
@@ -124,7 +126,7 @@ class BatchDeleter:
         except ResourceModifiedError:
             outcome, detail = "changed", "changed since it was listed: left alone"
         except HttpResponseError as exc:
-            outcome, detail = _classify(exc.status_code or 0, exc.error_code)
+            outcome, detail = delete_outcome(exc.status_code or 0, exc.error_code)
         results.append(DeleteResult(target, outcome, detail))  # list.append is atomic: safe across the pool
 
     def _one_by_one(self, targets: list[DeleteTarget]) -> list[DeleteResult]:

@@ -83,6 +83,23 @@ def test_a_real_run_removes_old_versions_in_batches_and_every_kept_time_still_re
     assert again.removed == 0 and again.requests == 0  # running twice removes nothing the second time
 
 
+def test_a_change_no_scan_has_seen_never_strips_the_last_good_copy(lake: Lake) -> None:
+    """A policy that keeps nothing by itself (every version older than keep-within) still leaves the newest
+    captured version's snapshot and backup while the blob's newer content has no backup yet."""
+    made = versions(lake, "raw", "a.csv", 2)
+    lake.upload("raw", "a.csv", b"written after the last scan")
+    time.sleep(1.05)
+    report = prune(lake.settings, request("keep-within=1s,min-age=0s", container="raw", max_remove_percent=100))
+    data = report.as_dict(with_items=True)
+    assert report.removed == 2 and report.errors == []  # the older version, on both sides
+    kept = [i for i in data["items"] if i["action"] == "keep"]
+    assert sorted(i["side"] for i in kept) == ["backup", "snapshot"]
+    assert all(any(r.startswith("newest captured version") for r in i["reasons"]) for i in kept)
+    back = restore(lake.settings, RestoreRequest(container="raw", to_container="last-good", source="backup"))
+    assert back.restored == 1
+    assert lake.source.get_blob_client("last-good", "a.csv").download_blob().readall() == made[-1]
+
+
 def test_a_deleted_blobs_backups_are_kept_for_keep_deleted_for_and_then_go(lake: Lake) -> None:
     versions(lake, "raw", "gone.csv", 2)
     versions(lake, "raw", "stays.csv", 1)

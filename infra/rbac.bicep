@@ -101,6 +101,18 @@ resource functionBackupBlob 'Microsoft.Authorization/roleAssignments@2022-04-01'
   }
 }
 
+// Retention reads a backup container's time-based immutability policy (period, lock state) from ARM: the
+// data plane shows only that there is one. Reader sees the account's configuration, not its keys or data.
+resource functionBackupReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (backupDeletes) {
+  name: guid(backupAccount.id, functionPrincipalId, roles.Reader)
+  scope: backupAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.Reader)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 resource functionMetrics 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(appInsights.id, functionPrincipalId, roles.MonitoringMetricsPublisher)
   scope: appInsights

@@ -235,7 +235,7 @@ def container_immutability_finding(flags: ContainerFlags, kind: str, arm: ArmAcc
         flag = "version-level immutability" if flags.version_level else "an immutability policy"
         return _unread(check, arm, f"the container has {flag} (data plane); its retention and lock state")
     own = listed.policy if listed is not None else None
-    if own is not None and (own.state or "").lower() != "disabled":
+    if own is not None and own.in_effect:
         return _policy_finding(check, own, "container policy")
     if flags.version_level and arm.account_policy is not None:
         return _policy_finding(check, arm.account_policy, "account default policy (version-level)")
@@ -265,8 +265,7 @@ def new_containers_finding(missing: Sequence[str], arm: ArmAccount | Failure | s
     """A container-level policy covers only containers that exist when it is set, and the worker creates
     a backup container on the first backup of a new source container."""
     check = "backup containers created later"
-    if isinstance(arm, ArmAccount) and arm.account_policy is not None and \
-            (arm.account_policy.state or "").lower() != "disabled":
+    if isinstance(arm, ArmAccount) and arm.account_policy is not None and arm.account_policy.in_effect:
         finding = _policy_finding(check, arm.account_policy, "account-level version-level immutability covers new "
                                                               "containers")
         return finding

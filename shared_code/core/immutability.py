@@ -19,6 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 
+LOCK_STATES = frozenset({"locked", "unlocked"})  # ARM's states of a policy in force (Disabled: being set up)
+KNOWN_STATES = LOCK_STATES | {"disabled"}
+
+
 @dataclass(frozen=True)
 class ImmutabilityPolicy:
     """A time-based immutability policy as ARM reports it (`state`: Locked, Unlocked, or Disabled)."""
@@ -28,8 +32,8 @@ class ImmutabilityPolicy:
 
     @property
     def in_effect(self) -> bool:
-        """A Disabled policy (ARM's state for one being set up) protects nothing."""
-        return (self.state or "").lower() != "disabled"
+        """Locked or Unlocked: the service refuses deletes within the period (a Disabled policy protects nothing)."""
+        return (self.state or "").lower() in LOCK_STATES
 
     def describe(self) -> str:
         days = f"{self.days} days from each blob's creation" if self.days is not None else "period not reported"
@@ -41,8 +45,8 @@ class ContainerLock:
     """What locks every blob of one container: a legal hold, a time-based policy, or a policy not readable."""
 
     legal_hold: bool = False
-    policy: ImmutabilityPolicy | None = None
-    unknown: str | None = None  # a policy exists but its period could not be read: why
+    policy: ImmutabilityPolicy | None = None  # known: its period and state were read
+    unknown: str | None = None  # a policy exists but its period or state could not be known: why
 
     def until(self, created: datetime) -> datetime | None:
         """The end of the policy's lock of a blob created at `created` (None: the policy sets none)."""
@@ -50,11 +54,24 @@ class ContainerLock:
             return None
         return created + timedelta(days=self.policy.days)
 
-    @property
-    def end_unknown(self) -> str | None:
-        """Why the lock's end is unknown (every blob then stays untouched), or None when it is known."""
-        if self.unknown is not None:
-            return self.unknown
-        if self.policy is not None and self.policy.in_effect and self.policy.days is None:
-            return f"container immutability policy ({self.policy.describe()})"
+
+def container_lock_of(has_legal_hold: bool, has_policy: bool,
+                      policy: ImmutabilityPolicy | str | None) -> ContainerLock | None:
+    """A container's lock from its data-plane flags and what the management plane said of its policy.
+
+    `policy` is ARM's policy, the sentence saying why it could not be read, or
+    None when ARM was not asked (no policy flag) or named none. The data plane's
+    flag is trusted over ARM: a container it says has a policy is never treated
+    as unlocked because ARM's answer was missing, unreadable, or in a state this
+    rule does not know (only Locked, Unlocked and Disabled are).
+    """
+    if not (has_legal_hold or has_policy):
         return None
+    if not has_policy:
+        return ContainerLock(legal_hold=has_legal_hold)
+    if isinstance(policy, str):
+        return ContainerLock(has_legal_hold, unknown=f"container immutability policy, its period not readable ({policy})")
+    if policy is None or (policy.state or "").lower() not in KNOWN_STATES or (policy.in_effect and policy.days is None):
+        shown = policy.describe() if policy is not None else "not reported by the management plane"
+        return ContainerLock(has_legal_hold, unknown=f"container immutability policy ({shown})")
+    return ContainerLock(has_legal_hold, policy=policy)

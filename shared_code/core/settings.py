@@ -94,9 +94,9 @@ SETTINGS: Mapping[str, str] = MappingProxyType({
     "RETENTION_MAX_REMOVE_PERCENT": "prune's safety brake: the largest share of a container's snapshots (or backups) one run removes",
     "PRICES_PER_GB_MONTH": "USD per GB-month per access tier, for cost estimates",
     "BACKUP_ACCESS_TIER": "the access tier new backups are written in",
-    "STORAGE_SUBSCRIPTION_ID": "posture: the subscription of the storage accounts (management plane)",
-    "STORAGE_RESOURCE_GROUP": "posture: the backup account's resource group",
-    "SOURCE_RESOURCE_GROUP": "posture: the source account's resource group",
+    "STORAGE_SUBSCRIPTION_ID": "posture and prune: the subscription of the storage accounts (management plane)",
+    "STORAGE_RESOURCE_GROUP": "posture and prune: the backup account's resource group",
+    "SOURCE_RESOURCE_GROUP": "posture and prune: the source account's resource group",
 })
 # Read by `load_telemetry_settings`, apart from `load_settings` (see "telemetry" below).
 TELEMETRY_SETTINGS: Mapping[str, str] = MappingProxyType({

@@ -413,6 +413,7 @@ class LocalFunctionsHost:
         self.runners = build_queue_runners(specs, self.options)
         self.timers = build_timer_runners(specs)
         self._threads: list[threading.Thread] = []
+        self._serving = False
 
     @property
     def url(self) -> str:
@@ -427,6 +428,8 @@ class LocalFunctionsHost:
                           for t in self.timers]
         for thread in self._threads:
             thread.start()
+            if thread.name == "http":
+                self._serving = True
         for spec in self.http.http_functions.values():
             log.info("%s: [%s] %s/api/%s", spec.name, ",".join(spec.methods), self.url, spec.name)
         for runner in self.runners:
@@ -436,7 +439,7 @@ class LocalFunctionsHost:
         return self
 
     def stop(self) -> None:
-        if self._threads:  # `shutdown` waits for a `serve_forever` that, before `start`, would never come
+        if self._serving:  # `shutdown` waits for a `serve_forever` that, before `start`, would never come
             self.http.shutdown()
         self.http.server_close()
         for runner in self.runners:
@@ -444,7 +447,8 @@ class LocalFunctionsHost:
         for timer in self.timers:
             timer.stop()
         for thread in self._threads:
-            thread.join(timeout=10)
+            if thread.ident is not None:  # started (a `start` that failed part-way left the rest unstarted)
+                thread.join(timeout=10)
 
     def __enter__(self) -> "LocalFunctionsHost":
         return self.start()

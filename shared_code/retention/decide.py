@@ -127,8 +127,8 @@ def under_container_lock(item: Item, lock: ContainerLock | None) -> Item:
     if until is not None and (item.immutable_until is None or until > item.immutable_until):
         assert lock.policy is not None
         changes.update(immutable_until=until, lock_source=lock.policy.describe())
-    if lock.end_unknown is not None:
-        changes["lock_unknown"] = f"{lock.end_unknown}: until when is not known, never attempted"
+    if lock.unknown is not None:
+        changes["lock_unknown"] = f"{lock.unknown}: until when is not known, never attempted"
     return replace(item, **changes) if changes else item  # type: ignore[arg-type]
 
 

@@ -32,7 +32,7 @@ from shared_code.core.clock import Deadline
 from shared_code.core.errors import InvalidInput
 from shared_code.core.detect import ListedBlob
 from shared_code.core.history import CapturedVersion, DeletionRecord, utc_text
-from shared_code.core.immutability import ContainerLock, ImmutabilityPolicy
+from shared_code.core.immutability import ContainerLock, container_lock_of
 from shared_code.core.naming import backup_container_name, validate_container_name, validate_prefix
 from shared_code.core.retention_policy import RetentionPolicy
 from shared_code.core.settings import Settings
@@ -141,20 +141,14 @@ def container_lock(settings: Settings, service: BlobServiceClient, role: Role, n
 
     The data plane says only whether there is a policy; its period comes from
     the management plane (one request, only for a container that has one).
-    Unreadable, it is `unknown`: the items are blocked, never attempted."""
+    The rule over the answers is `core.immutability.container_lock_of`."""
     try:
         props = service.get_container_client(name).get_container_properties()
     except ResourceNotFoundError:
         return None
-    if not (props.has_legal_hold or props.has_immutability_policy):
-        return None
-    policy = read_container_policy(settings, role, name) if props.has_immutability_policy else None
-    if isinstance(policy, str):
-        return ContainerLock(legal_hold=bool(props.has_legal_hold),
-                             unknown=f"container immutability policy, its period not readable ({policy})")
-    if props.has_immutability_policy and policy is None:
-        policy = ImmutabilityPolicy(None, None)  # the data plane says there is one: never treat it as absent
-    return ContainerLock(legal_hold=bool(props.has_legal_hold), policy=policy)
+    has_policy = bool(props.has_immutability_policy)
+    policy = read_container_policy(settings, role, name) if has_policy else None
+    return container_lock_of(bool(props.has_legal_hold), has_policy, policy)
 
 
 def _snapshot_item(entry: ListedBlob) -> tuple[str, Item]:
@@ -190,8 +184,7 @@ def container_blobs(settings: Settings, source: BlobServiceClient, backup: BlobS
         items.setdefault(name, []).append(under_container_lock(item, source_lock))
     backup_etags: dict[str, str] = {}
     for name, own_etag, item in listed.backups:
-        assert item.backup is not None
-        if own_etag:
+        if own_etag and item.backup:
             backup_etags[item.backup] = own_etag
         items.setdefault(name, []).append(under_container_lock(item, backup_lock))
     if callable(records):

@@ -225,6 +225,14 @@ def test_retention_reads_one_container_policy_period_and_lock_state_from_the_man
     arm.accounts["backup"].readable = False
     refused = read_container_policy(lake.settings, "backup", "rawbak")
     assert isinstance(refused, str) and "403" in refused and not leaks(refused, secrets_of(lake, msi.secret, msi.token))
+    assert "Reader" in refused
+
+
+def test_retention_names_the_settings_when_arm_does_not_know_the_account(
+        lake: Lake, arm: FakeArmStorage, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STORAGE_RESOURCE_GROUP", "rg-elsewhere")
+    wrong = read_container_policy(lake.settings, "backup", "rawbak")
+    assert isinstance(wrong, str) and "HTTP 404" in wrong and "STORAGE_RESOURCE_GROUP" in wrong
 
 
 def test_retention_without_a_management_plane_says_why_it_cannot_know(lake: Lake) -> None:

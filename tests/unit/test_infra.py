@@ -42,6 +42,7 @@ BUILTIN_ROLES = {
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Data Factory Contributor": "673868aa-7521-48a0-acc6-0f60742d39f5",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "Reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
 }
 
 # How the README's role table names principals and scopes, by the Bicep symbol that holds them, and

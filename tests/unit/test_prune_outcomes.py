@@ -9,10 +9,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from azure.core.exceptions import (ClientAuthenticationError, DeserializationError, HttpResponseError,
+                                   ServiceRequestError)
+from azure.identity import CredentialUnavailableError
 
 from shared_code.retention.decide import Decision, backup_item
 from shared_code.retention.run import PruneReport
 from shared_code.storage.deletes import DeleteResult, DeleteTarget, delete_outcome
+from shared_code.storage.immutability import describe_arm_failure
 
 NOW = datetime(2026, 12, 2, tzinfo=timezone.utc)
 ITEM = backup_item("0x8D000000000000A", NOW - timedelta(days=40), "a_x_0x8D000000000000A.csv",
@@ -53,3 +57,17 @@ def test_removed_gone_changed_and_failed_deletes_are_tallied_apart() -> None:
     failed = counted("error", "HTTP 403 AuthorizationFailure")
     assert failed.errors == [{"blob": "raw/a.csv", "error": "HTTP 403 AuthorizationFailure"}]
     assert failed.status == "incomplete"
+
+
+def test_a_failed_management_plane_read_is_said_in_arm_terms() -> None:
+    assert describe_arm_failure(CredentialUnavailableError("no identity")) == \
+        "no management-plane token (CredentialUnavailableError)"
+    assert describe_arm_failure(ServiceRequestError("refused")) == "the ARM request failed (ServiceRequestError)"
+    assert describe_arm_failure(DeserializationError("<html>")) == "ARM's answer could not be read (DeserializationError)"
+    assert "no identity" not in describe_arm_failure(ClientAuthenticationError("no identity"))
+
+
+def test_an_arm_refusal_names_its_status_and_what_to_grant() -> None:
+    refused = HttpResponseError(message="AuthorizationFailed")  # no response, no error_code: ARM's exceptions
+    refused.status_code = 403
+    assert describe_arm_failure(refused) == "ARM answered HTTP 403: the identity needs Reader on the account"

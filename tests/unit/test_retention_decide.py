@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from shared_code.core.history import DeletionRecord
-from shared_code.core.immutability import ContainerLock, ImmutabilityPolicy
+from shared_code.core.immutability import ContainerLock, ImmutabilityPolicy, container_lock_of
 from shared_code.core.retention_policy import RetentionPolicy
 from shared_code.retention.decide import (BlobVersions, Decision, Item, backup_item, decide, policy_reasons, snapshot_item,
                                           under_container_lock)
@@ -338,16 +338,43 @@ def test_a_disabled_or_empty_container_policy_locks_nothing(lock: ContainerLock)
     assert [backups[etag(n)].action for n in range(3)] == ["remove", "remove", "keep"]
 
 
-@pytest.mark.parametrize("lock", [ContainerLock(unknown="container immutability policy, its period not readable "
-                                                        "(the management plane is not configured)"),
-                                  ContainerLock(policy=ImmutabilityPolicy(None, "Locked"))])
-def test_a_container_policy_of_unknown_period_blocks_every_item_it_would_remove(lock: ContainerLock) -> None:
+@pytest.mark.parametrize("arm", ["the management plane is not configured",  # ARM's answer, or why there is none
+                                 ImmutabilityPolicy(None, "Locked"), ImmutabilityPolicy(30, "Deleted"),
+                                 ImmutabilityPolicy(30, None), None])
+def test_a_container_policy_of_unknown_period_or_state_blocks_every_item_it_would_remove(
+        arm: ImmutabilityPolicy | str | None) -> None:
+    lock = container_lock_of(False, True, arm)
+    assert lock is not None and lock.unknown is not None and lock.policy is None
     backups = container_locked(lock, T0 + timedelta(days=100))
     for n in (0, 1):
         assert backups[etag(n)].action == "blocked"
+        assert backups[etag(n)].reasons[-1].startswith("container immutability policy")
         assert backups[etag(n)].reasons[-1].endswith("until when is not known, never attempted")
-        assert "container immutability policy" in backups[etag(n)].reasons[-1]
     assert backups[etag(2)].action == "keep"
+
+
+def test_the_data_plane_flags_and_the_arm_answer_make_the_lock() -> None:
+    assert container_lock_of(False, False, None) is None
+    assert container_lock_of(True, False, None) == ContainerLock(legal_hold=True)
+    locked = ImmutabilityPolicy(30, "Locked")
+    assert container_lock_of(True, True, locked) == ContainerLock(legal_hold=True, policy=locked)
+    disabled = container_lock_of(False, True, ImmutabilityPolicy(30, "Disabled"))
+    assert disabled == ContainerLock(policy=ImmutabilityPolicy(30, "Disabled")) and disabled.until(T0) is None
+    unlocked = container_lock_of(False, True, ImmutabilityPolicy(7, "Unlocked"))
+    assert unlocked is not None and unlocked.until(T0) == T0 + timedelta(days=7)  # in force while it exists
+    refused = container_lock_of(True, True, "ARM answered HTTP 403 AuthorizationFailed")
+    assert refused is not None and refused.legal_hold and "HTTP 403" in (refused.unknown or "")
+
+
+def test_a_source_container_lock_blocks_its_snapshots_too() -> None:
+    now = T0 + timedelta(days=100)
+    lock = container_lock_of(False, True, ImmutabilityPolicy(30, "Locked"))
+    times = [now - timedelta(days=40), now - timedelta(days=20), now - timedelta(days=10)]
+    items = [under_container_lock(i, lock) if i.side == "snapshot" else i for i in history(times)]
+    decisions = decide(BlobVersions(NAME, items, live_etag=etag(2)), ONE, ONE, now)
+    snapshots, backups = by_side(decisions, "snapshot"), by_side(decisions, "backup")
+    assert [snapshots[etag(n)].action for n in range(3)] == ["remove", "blocked", "keep"]
+    assert [backups[etag(n)].action for n in range(3)] == ["remove", "remove", "keep"]
 
 
 def test_a_container_legal_hold_and_a_longer_blob_lock_are_kept() -> None:

@@ -31,6 +31,10 @@ class ImmutabilityPolicy:
     state: str | None
 
     @property
+    def state_known(self) -> bool:
+        return (self.state or "").lower() in KNOWN_STATES
+
+    @property
     def in_effect(self) -> bool:
         """Locked or Unlocked: the service refuses deletes within the period (a Disabled policy protects nothing)."""
         return (self.state or "").lower() in LOCK_STATES
@@ -71,7 +75,7 @@ def container_lock_of(has_legal_hold: bool, has_policy: bool,
         return ContainerLock(legal_hold=has_legal_hold)
     if isinstance(policy, str):
         return ContainerLock(has_legal_hold, unknown=f"container immutability policy, its period not readable ({policy})")
-    if policy is None or (policy.state or "").lower() not in KNOWN_STATES or (policy.in_effect and policy.days is None):
+    if policy is None or not policy.state_known or (policy.in_effect and policy.days is None):
         shown = policy.describe() if policy is not None else "not reported by the management plane"
         return ContainerLock(has_legal_hold, unknown=f"container immutability policy ({shown})")
     return ContainerLock(has_legal_hold, policy=policy)

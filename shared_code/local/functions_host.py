@@ -420,16 +420,17 @@ class LocalFunctionsHost:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "LocalFunctionsHost":
-        self._threads = [threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.1},
-                                          name="http", daemon=True)]
-        self._threads += [threading.Thread(target=r.run_forever, name=f"queue-{r.spec.name}", daemon=True)
-                          for r in self.runners]
-        self._threads += [threading.Thread(target=t.run_forever, name=f"timer-{t.spec.name}", daemon=True)
-                          for t in self.timers]
-        for thread in self._threads:
+        http = threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.1}, name="http", daemon=True)
+        self._threads = [http]
+        http.start()
+        self._serving = True
+        workers = [threading.Thread(target=r.run_forever, name=f"queue-{r.spec.name}", daemon=True)
+                   for r in self.runners]
+        workers += [threading.Thread(target=t.run_forever, name=f"timer-{t.spec.name}", daemon=True)
+                    for t in self.timers]
+        for thread in workers:
+            self._threads.append(thread)
             thread.start()
-            if thread.name == "http":
-                self._serving = True
         for spec in self.http.http_functions.values():
             log.info("%s: [%s] %s/api/%s", spec.name, ",".join(spec.methods), self.url, spec.name)
         for runner in self.runners:
@@ -446,8 +447,8 @@ class LocalFunctionsHost:
             runner.stop()
         for timer in self.timers:
             timer.stop()
-        for thread in self._threads:
-            if thread.ident is not None:  # started (a `start` that failed part-way left the rest unstarted)
+        for thread in self._threads:  # only threads that were started (a failed `start` stops adding them)
+            if thread.ident is not None:
                 thread.join(timeout=10)
 
     def __enter__(self) -> "LocalFunctionsHost":
